@@ -1,0 +1,33 @@
+# Every target creates the project-local virtual environment (.venv) on first use and installs
+# edgediff into it. The CPU path pins torch==2.13.0 through constraints/cpu.txt so that pip never
+# pulls CUDA wheels; on a GPU pool install with plain `pip install -e .` instead.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint clean
+
+$(STAMP): pyproject.toml constraints/cpu.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e '.[test]'
+	@touch $(STAMP)
+
+## demo: the main job on the embedded default models
+demo: $(STAMP)
+	$(BIN)/edgediff demo
+
+## test: the test suite (slow tests excluded)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## test-slow: the slow tests only (full model-card reproduction)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) edgediff-out .pytest_cache

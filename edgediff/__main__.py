@@ -1,0 +1,3 @@
+from edgediff.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The `edgediff` command line: parse, call one function, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgediff import __version__
+from evaluators.errors import EvaluatorError
+
+GENERATOR_NAMES = ("digits-dit", "digits-unet")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look for the fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer >= 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a number >= 0")
+    return value
+
+
+def _guidance(text: str) -> float:
+    value = _non_negative_float(text)
+    if value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: guidance is >= 1 (1 = off)")
+    return value
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from evaluators.zoo import REGISTRY
+
+    width = max(len(n) for n in REGISTRY)
+    for entry in REGISTRY.values():
+        where = "shipped" if entry.shipped else entry.source
+        print(f"{entry.name:<{width}}  {entry.kind:<10}  {where:<44}  {entry.description}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from evaluators.zoo import train
+
+    _set_threads(args.threads)
+    out = Path(args.out) if args.out else None
+    if args.model == "digits-classifier":
+        record = train.train_classifier(out, epochs=args.epochs, seed=args.seed)
+        print(f"held-out accuracy {record.extra['test_accuracy']:.4f} in {record.seconds:.0f} s")
+    else:
+        record = train.train_generator(
+            args.model, out, iterations=args.iterations, batch_size=args.batch_size,
+            learning_rate=args.lr, seed=args.seed,
+        )
+        print(f"final loss {record.final_loss:.4f} in {record.seconds:.0f} s")
+    return 0
+
+
+def _print_quality(rows: list[dict]) -> None:
+    head = f"{'model':<12} {'images':>6} {'steps':>5} {'guid.':>5} {'FID':>8} {'class acc':>9} {'ms/img':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['model']:<12} {r['num_images']:>6} {r['num_inference_steps']:>5} "
+            f"{r['guidance_scale']:>5.1f} {r['fid']:>8.3f} {r['class_accuracy']:>9.2%} "
+            f"{r['seconds_per_image'] * 1000:>7.1f}"
+        )
+
+
+def _spec(args: argparse.Namespace):
+    from evaluators.sampling import SampleSpec
+
+    return SampleSpec(
+        num_images=args.images, num_inference_steps=args.steps,
+        guidance_scale=args.guidance, seed=args.seed,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from evaluators.images import save_grid
+    from evaluators.quality import digits_fid_scorer
+    from evaluators.zoo import load_model
+    from evaluators.zoo.report import GENERATORS, measure_generator
+
+    _set_threads(args.threads)
+    spec, out = _spec(args), Path(args.out)
+    classifier = load_model("digits-classifier")
+    scorer = digits_fid_scorer(classifier)
+    rows, grids = [], []
+    for name in GENERATORS:
+        print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} DDIM steps", flush=True)
+        quality, images = measure_generator(name, spec, scorer, classifier)
+        rows.append(asdict(quality))
+        grids.append(save_grid(images[:100], out / f"{name}-samples.png"))
+    _print_quality(rows)
+    for grid in grids:
+        print(f"samples: {grid}")
+    return 0
+
+
+def cmd_zoo_report(args: argparse.Namespace) -> int:
+    from evaluators.zoo.report import write_zoo_report
+
+    _set_threads(args.threads)
+    command = "edgediff " + " ".join(sys.argv[1:]) if sys.argv[1:] else "edgediff zoo-report"
+    metrics = write_zoo_report(_spec(args), Path(args.images_dir), command)
+    _print_quality([m for name, m in metrics.items() if name != "digits-classifier"])
+    clf = metrics["digits-classifier"]
+    print(f"digits-classifier held-out accuracy {clf['test_accuracy']:.2%}, "
+          f"real-vs-real FID {clf['real_fid_floor']:.3f}; model cards rewritten")
+    return 0
+
+
+def _add_sampling_options(p: argparse.ArgumentParser, images: int) -> None:
+    p.add_argument("--images", type=_positive_int, default=images, help="images per model")
+    p.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps")
+    p.add_argument("--guidance", type=_guidance, default=3.0, help="CFG scale (1 = off)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first image")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="edgediff",
+        description="Automated compression search for diffusion models (DeepCache, DiTFastAttn).",
+    )
+    parser.add_argument("--version", action="version", version=f"edgediff {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list the shipped models and the known real checkpoints")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "demo", help="sample the shipped digits models, save grids, print FID and class accuracy"
+    )
+    _add_sampling_options(p, images=200)
+    p.add_argument("--out", default="edgediff-out", help="folder for the sample grids")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "zoo-report", help="measure the shipped models (1,000 samples each) and rewrite model cards"
+    )
+    _add_sampling_options(p, images=1000)
+    p.add_argument("--images-dir", default="docs/images", help="folder for the sample grids")
+    p.set_defaults(func=cmd_zoo_report)
+
+    p = sub.add_parser("train", help="train one of the embedded default models on the digits")
+    p.add_argument("model", choices=[*GENERATOR_NAMES, "digits-classifier"])
+    p.add_argument("--iterations", type=_positive_int, default=4000, help="generator iterations")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=_non_negative_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--epochs", type=_positive_int, default=40, help="classifier epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--out", help="output folder (default: the shipped weights folder)")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        return func(args)
+    except (CliError, EvaluatorError) as err:
+        print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgediff: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Model cards for the shipped models, rendered from the files beside the weights."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from evaluators.zoo import ModelEntry
+
+_DATA = (
+    "scikit-learn's `load_digits`: 1,797 handwritten digits, 8×8, intensities 0..16, upsampled "
+    "bilinearly to 16×16 and scaled to [-1, 1] (`evaluators/data.py`)."
+)
+
+_SUMMARY = {
+    "digits-dit": (
+        "A class-conditional diffusion transformer (`diffusers.DiTTransformer2DModel`) in pixel space. "
+        "Patch size 1 gives 256 tokens per image, so a 1-D attention window covers a small part of the "
+        "sequence. Trained with label dropout; the null class is row 10 of the label table and "
+        "classifier-free guidance puts the conditional half first."
+    ),
+    "digits-unet": (
+        "A class-conditional U-Net (`diffusers.UNet2DModel`), a small cousin of DDPM CIFAR-10's: three "
+        "levels (16, 8, 4 pixels), two resnets per level, attention at 8×8. Its nine skip connections "
+        "(conv_in, then every resnet and downsampler) are DeepCache branches 0..8. Class 10 is the "
+        "null class for classifier-free guidance."
+    ),
+    "digits-classifier": (
+        "A small CNN digits classifier. Its penultimate layer (128 features) is the FID feature space "
+        "of the embedded default, in the role InceptionV3's pool features play for real images."
+    ),
+}
+
+
+def _load_snippet(name: str, entry: ModelEntry) -> str:
+    if entry.kind == "classifier":
+        return (
+            "from evaluators.zoo import load_model\n"
+            f'classifier = load_model("{name}")  # DigitsClassifier.from_pretrained(<this folder>)'
+        )
+    cls = entry.model_class
+    return (
+        f"from diffusers import {cls}, DDIMScheduler\n"
+        f'model = {cls}.from_pretrained(FOLDER, subfolder="{entry.subfolder}")\n'
+        'scheduler = DDIMScheduler.from_pretrained(FOLDER, subfolder="scheduler")\n'
+        f'# or: evaluators.zoo.load_model("{name}"), load_scheduler("{name}")'
+    )
+
+
+def _numbers(name: str, m: dict[str, Any]) -> list[str]:
+    if name == "digits-classifier":
+        return [
+            f"| held-out accuracy | {m['test_accuracy']:.2%} on {m['test_images']} digits "
+            "never seen in training (stratified 20% split, seed 0) |",
+            f"| FID floor (real vs real) | {m['real_fid_floor']:.3f}: held-out split vs training "
+            "split in this feature space |",
+        ]
+    return [
+        f"| FID (digits features) | {m['fid']:.3f}: {m['num_images']} samples vs all 1,797 real "
+        "digits |",
+        f"| samples classified as the requested digit | {m['class_accuracy']:.2%} |",
+        f"| sampling | DDIM, {m['num_inference_steps']} steps, guidance {m['guidance_scale']}, "
+        f"seeds {m['seed']}..{m['seed'] + m['num_images'] - 1}, class k % 10 |",
+        f"| CPU time per image | {m['seconds_per_image'] * 1000:.1f} ms (whole batch, this machine) |",
+    ]
+
+
+def render_card(
+    name: str, entry: ModelEntry, config: dict[str, Any], training: dict[str, Any],
+    metrics: dict[str, Any], size_kb: float,
+) -> str:
+    params = training["extra"].get("parameters")
+    shown = {k: v for k, v in config.items() if not k.startswith("_")}
+    lines = [
+        f"# {name}",
+        "",
+        _SUMMARY[name],
+        "",
+        "## Load",
+        "",
+        "```python",
+        _load_snippet(name, entry),
+        "```",
+        "",
+        "## Numbers",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        *_numbers(name, metrics),
+        "",
+        f"Reproduce: `{metrics['command']}`",
+        "",
+        "## Training",
+        "",
+        f"- Data: {_DATA}",
+        f"- Command: `{training['command']}`",
+        f"- Seed {training['seed']}, {training['iterations']} iterations of batch "
+        f"{training['batch_size']}, peak learning rate {training['learning_rate']}, "
+        f"{training['train_images']} training images.",
+        f"- Time: {training['seconds'] / 60:.1f} min on {training['torch_threads']} CPU thread(s); "
+        f"final loss {training['final_loss']}.",
+        f"- Parameters: {params:,}; weights {size_kb:.0f} KiB (safetensors).",
+        f"- Details: {json.dumps(training['extra'])}",
+        "",
+        "## Config",
+        "",
+        "```json",
+        json.dumps(shown, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
