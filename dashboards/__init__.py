@@ -1,1 +1,1 @@
-"""dashboards."""
+"""The web dashboard over the store: Pareto fronts, plans and their sample images."""

@@ -51,6 +51,11 @@ def _guidance(text: str) -> float:
     return value
 
 
+def _command_line() -> str:
+    """The command as typed, recorded beside what it produced so that it can be rerun."""
+    return " ".join(["edgediff", *sys.argv[1:]])
+
+
 def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -73,13 +78,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     out = Path(args.out) if args.out else None
+    command = _command_line()
     if args.model == "digits-classifier":
-        record = train.train_classifier(out, epochs=args.epochs, seed=args.seed)
+        record = train.train_classifier(out, epochs=args.epochs, seed=args.seed, command=command)
         print(f"held-out accuracy {record.extra['test_accuracy']:.4f} in {record.seconds:.0f} s")
     else:
         record = train.train_generator(
             args.model, out, iterations=args.iterations, batch_size=args.batch_size,
-            learning_rate=args.lr, seed=args.seed,
+            learning_rate=args.lr, seed=args.seed, command=command,
         )
         print(f"final loss {record.final_loss:.4f} in {record.seconds:.0f} s")
     return 0
@@ -134,8 +140,7 @@ def cmd_zoo_report(args: argparse.Namespace) -> int:
     from evaluators.zoo.report import write_zoo_report
 
     _set_threads(args.threads)
-    command = "edgediff " + " ".join(sys.argv[1:]) if sys.argv[1:] else "edgediff zoo-report"
-    metrics = write_zoo_report(_spec(args), Path(args.images_dir), command)
+    metrics = write_zoo_report(_spec(args), Path(args.images_dir), _command_line())
     _print_quality([m for name, m in metrics.items() if name != "digits-classifier"])
     clf = metrics["digits-classifier"]
     print(f"digits-classifier held-out accuracy {clf['test_accuracy']:.2%}, "

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -80,8 +79,21 @@ class TrainingRecord:
     train_images: int
     seconds: float
     final_loss: float
-    torch_threads: int
     extra: dict
+    torch_threads: int = field(default_factory=torch.get_num_threads)
+
+    def save(self, out_dir: Path) -> TrainingRecord:
+        (out_dir / "training.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return self
+
+
+def _mean_tail(values: list[float], n: int) -> float:
+    tail = values[-n:]
+    return round(sum(tail) / len(tail), 5)
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def _lr_factor(it: int, total: int, warmup: int) -> float:
@@ -99,6 +111,7 @@ def train_generator(
     learning_rate: float = 1e-3,
     seed: int = 0,
     save_every: int = 500,
+    command: str = "",
 ) -> TrainingRecord:
     """Train a class-conditional epsilon-prediction diffusion model on all digits.
 
@@ -156,22 +169,13 @@ def train_generator(
         if save_every and (it + 1) % save_every == 0:
             save()
     save()
-    record = TrainingRecord(
-        model=name,
-        command=" ".join(["edgediff", *sys.argv[1:]]) if sys.argv else "",
-        seed=seed,
-        iterations=iterations,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        train_images=len(data),
-        seconds=round(time.time() - start, 1),
-        final_loss=round(sum(losses[-200:]) / len(losses[-200:]), 5),
-        torch_threads=torch.get_num_threads(),
+    return TrainingRecord(
+        model=name, command=command, seed=seed, iterations=iterations, batch_size=batch_size,
+        learning_rate=learning_rate, train_images=len(data), seconds=round(time.time() - start, 1),
+        final_loss=_mean_tail(losses, 200),
         extra={"noise_schedule": "squaredcos_cap_v2", "ema_decay": 0.999,
-               "label_dropout": LABEL_DROPOUT, "parameters": sum(p.numel() for p in model.parameters())},
-    )
-    (out_dir / "training.json").write_text(json.dumps(asdict(record), indent=2) + "\n")
-    return record
+               "label_dropout": LABEL_DROPOUT, "parameters": _parameters(model)},
+    ).save(out_dir)
 
 
 def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -185,7 +189,7 @@ def _augment(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def train_classifier(
     out_dir: Path | None = None, epochs: int = 40, batch_size: int = 64,
-    learning_rate: float = 2e-3, seed: int = 0,
+    learning_rate: float = 2e-3, seed: int = 0, command: str = "",
 ) -> TrainingRecord:
     """Train the digits classifier on the training split; report held-out accuracy."""
     out_dir = Path(out_dir or WEIGHTS_DIR / "digits-classifier")
@@ -210,21 +214,12 @@ def train_classifier(
             losses.append(loss.item())
     model.eval()
     model.save_pretrained(out_dir)
-    record = TrainingRecord(
-        model="digits-classifier",
-        command=" ".join(["edgediff", *sys.argv[1:]]) if sys.argv else "",
-        seed=seed,
-        iterations=total,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        train_images=len(train),
-        seconds=round(time.time() - start, 1),
-        final_loss=round(sum(losses[-50:]) / len(losses[-50:]), 5),
-        torch_threads=torch.get_num_threads(),
+    return TrainingRecord(
+        model="digits-classifier", command=command, seed=seed, iterations=total,
+        batch_size=batch_size, learning_rate=learning_rate, train_images=len(train),
+        seconds=round(time.time() - start, 1), final_loss=_mean_tail(losses, 50),
         extra={"epochs": epochs, "test_images": len(test),
                "test_accuracy": round(model.accuracy(test.images, test.labels), 4),
                "train_accuracy": round(model.accuracy(train.images, train.labels), 4),
-               "parameters": sum(p.numel() for p in model.parameters())},
-    )
-    (out_dir / "training.json").write_text(json.dumps(asdict(record), indent=2) + "\n")
-    return record
+               "parameters": _parameters(model)},
+    ).save(out_dir)
