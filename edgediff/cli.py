@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgediff import __version__
+from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
 
 GENERATOR_NAMES = ("digits-dit", "digits-unet")
@@ -150,8 +151,10 @@ def cmd_zoo_report(args: argparse.Namespace) -> int:
 
 def _add_sampling_options(p: argparse.ArgumentParser, images: int) -> None:
     p.add_argument("--images", type=_positive_int, default=images, help="images per model")
-    p.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps")
-    p.add_argument("--guidance", type=_guidance, default=3.0, help="CFG scale (1 = off)")
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help="DDIM steps")
+    p.add_argument(
+        "--guidance", type=_guidance, default=DEFAULT_GUIDANCE, help="CFG scale (1 = off)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the first image")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-DEFAULT_STEPS = 50
-DEFAULT_GUIDANCE = 3.0
+from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
 @dataclass(frozen=True)
