@@ -116,23 +116,12 @@ def _spec(args: argparse.Namespace):
 def cmd_demo(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from evaluators.images import save_grid
-    from evaluators.quality import digits_fid_scorer
-    from evaluators.zoo import load_model
-    from evaluators.zoo.report import GENERATORS, measure_generator
+    from evaluators.zoo.report import sample_shipped
 
     _set_threads(args.threads)
-    spec, out = _spec(args), Path(args.out)
-    classifier = load_model("digits-classifier")
-    scorer = digits_fid_scorer(classifier)
-    rows, grids = [], []
-    for name in GENERATORS:
-        print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} DDIM steps", flush=True)
-        quality, images = measure_generator(name, spec, scorer, classifier)
-        rows.append(asdict(quality))
-        grids.append(save_grid(images[:100], out / f"{name}-samples.png"))
-    _print_quality(rows)
-    for grid in grids:
+    results = sample_shipped(_spec(args), Path(args.out))
+    _print_quality([asdict(quality) for quality, _ in results])
+    for _, grid in results:
         print(f"samples: {grid}")
     return 0
 

@@ -14,6 +14,7 @@ from evaluators.images import save_grid
 from evaluators.quality import FIDScorer, digits_fid_scorer
 from evaluators.sampling import SampleSpec, generate
 from evaluators.zoo import REGISTRY, load_model, load_scheduler
+from evaluators.zoo.cards import render_card
 from evaluators.zoo.classifier import DigitsClassifier, DigitsFeatures
 
 GENERATORS = ("digits-dit", "digits-unet")
@@ -55,6 +56,22 @@ def measure_generator(
     return quality, to_unit(images)
 
 
+def sample_shipped(
+    spec: SampleSpec, out_dir: Path, classifier: DigitsClassifier | None = None,
+    progress: bool = True,
+) -> list[tuple[GeneratorQuality, Path]]:
+    """Measure every shipped generator under `spec`; save a grid of its first 100 samples."""
+    classifier = classifier or load_model("digits-classifier")
+    scorer = digits_fid_scorer(classifier)
+    results = []
+    for name in GENERATORS:
+        if progress:
+            print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} DDIM steps", flush=True)
+        quality, images = measure_generator(name, spec, scorer, classifier, progress)
+        results.append((quality, save_grid(images[:100], out_dir / f"{name}-samples.png")))
+    return results
+
+
 def real_fid_floor(classifier: DigitsClassifier) -> float:
     """FID between the held-out split and the training split of the real digits: the floor that
     sample-size noise alone gives in this feature space."""
@@ -68,7 +85,6 @@ def write_zoo_report(
 ) -> dict[str, object]:
     """Measure every shipped model, save sample grids, and rewrite each model card."""
     classifier = load_model("digits-classifier")
-    scorer = digits_fid_scorer(classifier)
     train, test = train_test_split(load_digits())
     metrics: dict[str, object] = {
         "digits-classifier": {
@@ -78,10 +94,8 @@ def write_zoo_report(
             "command": command,
         }
     }
-    for name in GENERATORS:
-        quality, images = measure_generator(name, spec, scorer, classifier, progress)
-        grid = save_grid(images[:100], images_dir / f"{name}-samples.png")
-        metrics[name] = {**asdict(quality), "grid": str(grid), "command": command}
+    for quality, grid in sample_shipped(spec, images_dir, classifier, progress):
+        metrics[quality.model] = {**asdict(quality), "grid": str(grid), "command": command}
     for name, values in metrics.items():
         folder = Path(REGISTRY[name].source)
         (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
@@ -98,8 +112,6 @@ def write_card(name: str) -> Path:
     training = json.loads((folder / "training.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     size_kb = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1024
-    from evaluators.zoo.cards import render_card
-
     text = render_card(name, entry, config, training, metrics, size_kb)
     (folder / "README.md").write_text(text)
     return folder / "README.md"
