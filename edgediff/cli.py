@@ -10,8 +10,7 @@ from pathlib import Path
 from edgediff import __version__
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
-
-GENERATOR_NAMES = ("digits-dit", "digits-unet")
+from evaluators.zoo import SHIPPED
 
 
 class CliError(Exception):
@@ -174,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_zoo_report)
 
     p = sub.add_parser("train", help="train one of the embedded default models on the digits")
-    p.add_argument("model", choices=[*GENERATOR_NAMES, "digits-classifier"])
+    p.add_argument("model", choices=SHIPPED)
     p.add_argument("--iterations", type=_positive_int, default=4000, help="generator iterations")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=_non_negative_float, default=1e-3, help="peak learning rate")

@@ -11,11 +11,12 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from evaluators.errors import EvaluatorError
+
+if TYPE_CHECKING:  # torch is imported only where a model is loaded, so the CLI starts fast
+    import torch
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -99,6 +100,10 @@ REGISTRY: dict[str, ModelEntry] = {
              "DDPM CIFAR-10 U-Net, 32x32, unconditional"),
     ]
 }
+
+
+SHIPPED: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.shipped)
+SHIPPED_GENERATORS: tuple[str, ...] = tuple(n for n in SHIPPED if REGISTRY[n].kind != "classifier")
 
 
 def resolve(name_or_path: str) -> ModelEntry:

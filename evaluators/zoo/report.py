@@ -9,15 +9,13 @@ from pathlib import Path
 
 import torch
 
-from evaluators.data import load_digits, to_unit, train_test_split
+from evaluators.data import Digits, load_digits, to_unit, train_test_split
 from evaluators.images import save_grid
 from evaluators.quality import FIDScorer, digits_fid_scorer
 from evaluators.sampling import SampleSpec, generate
-from evaluators.zoo import REGISTRY, load_model, load_scheduler
+from evaluators.zoo import REGISTRY, SHIPPED_GENERATORS, load_model, load_scheduler
 from evaluators.zoo.cards import render_card
 from evaluators.zoo.classifier import DigitsClassifier, DigitsFeatures
-
-GENERATORS = ("digits-dit", "digits-unet")
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def sample_shipped(
     classifier = classifier or load_model("digits-classifier")
     scorer = digits_fid_scorer(classifier)
     results = []
-    for name in GENERATORS:
+    for name in SHIPPED_GENERATORS:
         if progress:
             print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} DDIM steps", flush=True)
         quality, images = measure_generator(name, spec, scorer, classifier, progress)
@@ -72,10 +70,9 @@ def sample_shipped(
     return results
 
 
-def real_fid_floor(classifier: DigitsClassifier) -> float:
+def real_fid_floor(classifier: DigitsClassifier, train: Digits, test: Digits) -> float:
     """FID between the held-out split and the training split of the real digits: the floor that
     sample-size noise alone gives in this feature space."""
-    train, test = train_test_split(load_digits())
     scorer = FIDScorer(DigitsFeatures(classifier), to_unit(train.images))
     return round(scorer.score(to_unit(test.images)), 4)
 
@@ -90,7 +87,7 @@ def write_zoo_report(
         "digits-classifier": {
             "test_accuracy": round(classifier.accuracy(test.images, test.labels), 4),
             "test_images": len(test),
-            "real_fid_floor": real_fid_floor(classifier),
+            "real_fid_floor": real_fid_floor(classifier, train, test),
             "command": command,
         }
     }

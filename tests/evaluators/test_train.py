@@ -33,3 +33,10 @@ def test_classifier_training_reports_held_out_accuracy(tmp_path):
     assert 0.0 <= record.extra["test_accuracy"] <= 1.0
     assert record.extra["test_images"] + record.train_images == 1797
     assert load_model(str(tmp_path)).config.feature_dim == 128
+
+
+def test_every_shipped_generator_has_a_training_recipe():
+    from evaluators.zoo import SHIPPED_GENERATORS
+    from evaluators.zoo.train import GENERATORS
+
+    assert set(GENERATORS) == set(SHIPPED_GENERATORS)
