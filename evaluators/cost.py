@@ -1,0 +1,295 @@
+"""Cost of a plan: the MACs that actually execute for one generation, and measured latency.
+
+`count_macs` runs the generation's denoiser calls with the plan applied under torch's
+FlopCounterMode, step by step, on the `meta` device by default (a twin of the model built from its
+config, so DiT-XL/2, PixArt and the Stable Diffusion U-Net count in seconds without weights).
+Whatever the plan skips does not execute and is not counted; whatever it adds (the residual's
+extra window pass) is. Multiply-accumulates = FLOPs / 2.
+
+FlopCounterMode has no formula for the CPU kernel of scaled-dot-product attention
+(`_scaled_dot_product_flash_attention_for_cpu`) and counts it as zero; this module registers one
+(the same count as the CUDA kernels: 2 * B * H * Nq * Nk * D MACs), so counts on CPU, CUDA and
+meta agree.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from diffusers.models.attention_processor import Attention
+from torch.utils import flop_counter
+from torch.utils.flop_counter import FlopCounterMode
+
+from evaluators.plan import FULL_METHODS, Plan, PlanError, full_plan, residual_needed
+from evaluators.runtime import apply_plan, model_ref, plan_scheduler
+from evaluators.runtime.attention import self_attention_layers
+
+aten = torch.ops.aten
+Convention = Literal["executed", "ditfastattn"]
+
+_CONV = {aten.convolution, aten._convolution}
+_LINEAR = {aten.mm, aten.addmm}
+_ATTENTION = {aten.bmm, aten.baddbmm, aten._scaled_dot_product_flash_attention_for_cpu,
+              aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_flash_attention,
+              aten._scaled_dot_product_cudnn_attention}
+
+
+@flop_counter.register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+def _sdpa_cpu_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any,
+                    **kwargs: Any) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+@dataclass
+class MacCount:
+    """MACs of one generation (`batch` model inputs per call, CFG halves included).
+
+    Attributes:
+        per_step: total MACs of each denoising step.
+        per_step_by_type: each step's MACs by layer type: `conv`, `linear` (outside attention),
+            `attention_proj` (q/k/v/out projections), `attention` (scores and weighted sum).
+        convention: `executed` (what runs) or `ditfastattn` (the DiTFastAttn reference counter's
+            charge for self-attention; see `count_macs`).
+    """
+
+    per_step: list[int]
+    per_step_by_type: list[dict[str, int]]
+    num_images: int
+    batch: int
+    convention: str = "executed"
+    per_layer_attention: list[list[int]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_step)
+
+    @property
+    def per_image(self) -> float:
+        return self.total / self.num_images
+
+    @property
+    def by_type(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for step in self.per_step_by_type:
+            for k, v in step.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+
+def _model_inputs(model: torch.nn.Module, batch: int, device: torch.device,
+                  text_tokens: int) -> dict[str, Any]:
+    """Random inputs of the right shapes for one denoiser call (timestep filled in later)."""
+    cfg = model.config
+    cls = type(model).__name__
+    size = cfg.sample_size
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    sample = torch.randn(batch, cfg.in_channels, h, w, device=device)
+    inputs: dict[str, Any] = {}
+    if cls in ("UNet2DModel", "UNet2DConditionModel"):
+        inputs["sample"] = sample
+        if cls == "UNet2DConditionModel":
+            inputs["encoder_hidden_states"] = torch.randn(batch, 77, cfg.cross_attention_dim,
+                                                          device=device)
+        if getattr(cfg, "num_class_embeds", None):
+            inputs["class_labels"] = torch.zeros(batch, dtype=torch.long, device=device)
+        return inputs
+    inputs["hidden_states"] = sample
+    if getattr(cfg, "caption_channels", None):  # PixArt-style text conditioning
+        inputs["encoder_hidden_states"] = torch.randn(batch, text_tokens, cfg.caption_channels,
+                                                      device=device)
+        added = {"resolution": None, "aspect_ratio": None}
+        if getattr(model, "use_additional_conditions", False):
+            added = {"resolution": torch.ones(batch, 2, device=device) * h * 8,
+                     "aspect_ratio": torch.ones(batch, 1, device=device)}
+        inputs["added_cond_kwargs"] = added
+    else:
+        inputs["class_labels"] = torch.zeros(batch, dtype=torch.long, device=device)
+    return inputs
+
+
+def meta_twin(model: torch.nn.Module) -> torch.nn.Module:
+    """The same architecture on the `meta` device (no weights, no memory)."""
+    with torch.device("meta"):
+        twin = type(model).from_config(model.config)
+    return twin.eval()
+
+
+def _categorise(counts: dict[str, dict[Any, int]], attention_keys: set[str]) -> dict[str, int]:
+    glob = counts.get("Global", {})
+    conv = sum(v for op, v in glob.items() if op in _CONV)
+    linear = sum(v for op, v in glob.items() if op in _LINEAR)
+    core = proj = 0
+    for key in attention_keys:
+        ops = counts.get(key, {})
+        core += sum(v for op, v in ops.items() if op in _ATTENTION)
+        proj += sum(v for op, v in ops.items() if op in _LINEAR)
+    total = sum(glob.values())
+    other = total - conv - linear - core
+    out = {"conv": conv // 2, "linear": (linear - proj) // 2, "attention_proj": proj // 2,
+           "attention": core // 2}
+    if other:
+        out["other"] = other // 2
+    return out
+
+
+def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: int = 1,
+               num_inference_steps: int = 50, guidance_scale: float = 1.0,
+               convention: Convention = "executed", device: str | torch.device = "meta",
+               text_tokens: int = 120) -> MacCount:
+    """MACs of one generation of `num_images` images with `plan` (None: the uncompressed model).
+
+    With guidance (> 1) every call carries both CFG halves (batch = 2 * num_images).
+    `convention="ditfastattn"` charges self-attention (scores + weighted sum) as the DiTFastAttn
+    reference counter does: a window step costs (right - left) / N of full attention (0 for a
+    symmetric window), a residual-computing full step (1 + (right - left) / N), `asc` halves the
+    score part only, `ast` is free; everything else is counted as executed.
+    """
+    if plan is None:
+        n_layers = None
+        if hasattr(model, "transformer_blocks"):
+            n_layers = len(self_attention_layers(model))
+        plan = full_plan(model_ref(model, "model"), num_inference_steps, guidance_scale, n_layers)
+    device = torch.device(device)
+    if device.type == "meta":
+        twin = model if _on_meta(model) else meta_twin(model)
+    else:
+        twin = model
+    batch = num_images * (2 if plan.sampling.guidance_scale > 1 else 1)
+    inputs = _model_inputs(twin, batch, device, text_tokens)
+    attention_keys = {f"{type(twin).__name__}.{name}" for name, m in twin.named_modules()
+                      if isinstance(m, Attention)}
+    self_keys: list[str] = []
+    if plan.attention is not None:
+        names = {id(m): n for n, m in twin.named_modules()}
+        self_keys = [f"{type(twin).__name__}.{names[id(a)]}" for a in self_attention_layers(twin)]
+    timesteps = plan_scheduler(_default_scheduler(), plan)
+    timesteps.set_timesteps(plan.num_steps)
+    per_step, by_type, per_layer = [], [], []
+    with torch.no_grad(), apply_plan(twin, plan) as applied:
+        applied.reset()
+        for t in timesteps.timesteps.tolist():
+            step_inputs = dict(inputs, timestep=torch.full((batch,), t, device=device,
+                                                           dtype=torch.long))
+            with FlopCounterMode(display=False) as counter:
+                twin(**step_inputs)
+            counts = counter.get_flop_counts()
+            by_type.append(_categorise(counts, attention_keys))
+            per_layer.append([sum(v for op, v in counts.get(k, {}).items() if op in _ATTENTION)
+                              // 2 for k in self_keys])
+            per_step.append(sum(counts.get("Global", {}).values()) // 2)
+    result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer)
+    if convention == "ditfastattn":
+        result = _ditfastattn_convention(result, twin, plan, batch)
+    elif convention != "executed":
+        raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
+    return result
+
+
+def _on_meta(model: torch.nn.Module) -> bool:
+    p = next(model.parameters(), None)
+    return p is not None and p.device.type == "meta"
+
+
+def _default_scheduler() -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler()
+
+
+def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
+                            batch: int) -> MacCount:
+    if plan.attention is None:
+        return MacCount(count.per_step, count.per_step_by_type, count.num_images, batch,
+                        "ditfastattn", count.per_layer_attention)
+    cfg = model.config
+    size = cfg.sample_size
+    n = (size // cfg.patch_size) ** 2 if isinstance(size, int) else 0
+    dim = cfg.num_attention_heads * cfg.attention_head_dim
+    ws = plan.attention.window_right - plan.attention.window_left
+    base = batch * n * n * dim  # one of the two products (scores, weighted sum)
+    per_step, by_type, per_layer = [], [], []
+    for step, (total, types, layers) in enumerate(zip(count.per_step, count.per_step_by_type,
+                                                      count.per_layer_attention, strict=True)):
+        charged = []
+        for layer, row in enumerate(plan.attention.methods):
+            method = row[step]
+            extra = 1 + ws / n if residual_needed(row, step) else 1.0
+            if method == "ast":
+                qk = kv = 0.0
+            elif method in FULL_METHODS:
+                qk, kv = base * extra, base * extra
+                if method != "full":
+                    qk /= 2
+            elif method == "wars":
+                qk = kv = base * ws / n
+            else:  # wars+asc
+                qk, kv = base * ws / n / 2, base * ws / n
+            charged.append(int(qk + kv))
+        delta = sum(charged) - sum(layers)
+        per_step.append(total + delta)
+        by_type.append(dict(types, attention=types["attention"] + delta))
+        per_layer.append(charged)
+    return MacCount(per_step, by_type, count.num_images, batch, "ditfastattn", per_layer)
+
+
+# --- latency -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock seconds of repeated runs (after warm-up)."""
+
+    times: tuple[float, ...]
+    num_images: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def per_image(self) -> float:
+        return self.median / self.num_images
+
+
+def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5,
+              num_images: int = 1) -> Latency:
+    """Time `fn()`: `warmup` untimed calls, then `repeats` timed ones (CUDA synchronised)."""
+    def sync() -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return Latency(tuple(times), num_images)
+
+
+def measure_latency(model: torch.nn.Module, scheduler: Any, plan: Plan | None = None, *,
+                    num_images: int = 8, num_inference_steps: int = 50,
+                    guidance_scale: float = 1.5, warmup: int = 1, repeats: int = 3,
+                    seed: int = 0) -> Latency:
+    """Latency of one generation of `num_images` class-conditional images with the project's
+    sampling loop (the shipped models), with `plan` applied (None: the uncompressed model)."""
+    from evaluators.sampling import denoise
+
+    labels = torch.arange(num_images) % 10
+    seeds = list(range(seed, seed + num_images))
+    if plan is None:
+        return time_call(lambda: denoise(model, scheduler, labels, seeds, num_inference_steps,
+                                         guidance_scale),
+                         warmup=warmup, repeats=repeats, num_images=num_images)
+    sched = plan_scheduler(scheduler, plan)
+    with apply_plan(model, plan):
+        return time_call(lambda: denoise(model, sched, labels, seeds, plan.num_steps,
+                                         plan.sampling.guidance_scale),
+                         warmup=warmup, repeats=repeats, num_images=num_images)

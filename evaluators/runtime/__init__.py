@@ -1,0 +1,153 @@
+"""The plan runtime: `apply_plan(pipeline_or_model, plan)` installs a plan on a diffusers model.
+
+    with apply_plan(pipe, Plan.load("plan.json")):
+        images = pipe(...).images          # compressed
+    images = pipe(...).images              # the model exactly as before
+
+or `applied = apply_plan(model, plan)` ... `applied.remove()`. Techniques plug in by model class
+in `TECHNIQUES` (U-Nets: DeepCache and depth-skip; transformers: DiTFastAttn attention methods).
+A step clock on the denoiser's forward tells every technique which step is running and clears
+their caches when a new generation starts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from evaluators.plan import ModelRef, Plan, PlanError, config_fingerprint
+from evaluators.runtime.attention import SUPPORTED_TRANSFORMERS, install_attention_plan
+from evaluators.runtime.clock import RunState, StepClockHook
+from evaluators.runtime.hooks import Installation
+from evaluators.runtime.timesteps import plan_scheduler
+from evaluators.runtime.unet import install_unet_plan
+
+__all__ = ["AppliedPlan", "apply_plan", "check_plan_fits", "model_ref", "plan_scheduler",
+           "TECHNIQUES"]
+
+CLOCK_HOOK = "edgediff.clock"
+
+Installer = Callable[[torch.nn.Module, Plan, RunState, Installation], Any]
+
+# The one registration point: diffusers model class name -> installer of its techniques.
+TECHNIQUES: dict[str, Installer] = {
+    "UNet2DModel": install_unet_plan,
+    "UNet2DConditionModel": install_unet_plan,
+    **{name: install_attention_plan for name in SUPPORTED_TRANSFORMERS},
+}
+
+
+def model_ref(model: torch.nn.Module, name: str) -> ModelRef:
+    """The `model` section of a plan for this model."""
+    cls = type(model).__name__
+    return ModelRef(name, cls, config_fingerprint(cls, model.config))
+
+
+def check_plan_fits(model: torch.nn.Module, plan: Plan) -> None:
+    """Raise PlanError unless `plan` was made for a model of this class and configuration."""
+    cls = type(model).__name__
+    if cls not in TECHNIQUES:
+        raise PlanError(f"{cls} is not supported by edgediff plans: supported models are "
+                        f"{', '.join(TECHNIQUES)}")
+    if plan.model.model_class != cls:
+        raise PlanError(f"plan.model.model_class: the plan is for a {plan.model.model_class} "
+                        f"('{plan.model.name}') but the model is a {cls}; use a plan searched "
+                        "for this model")
+    if plan.model.fingerprint is not None:
+        actual = config_fingerprint(cls, model.config)
+        if actual != plan.model.fingerprint:
+            raise PlanError(f"plan.model.fingerprint: the plan was found for '{plan.model.name}' "
+                            f"(config {plan.model.fingerprint}) but this model's config is "
+                            f"{actual}; use a plan searched for this model")
+
+
+class AppliedPlan:
+    """A plan installed on a model; `remove()` (or leaving the `with` block) undoes it.
+
+    Attributes:
+        plan: the plan.
+        model: the denoiser it is installed on.
+        state: the step clock (`state.step`, `state.frozen`, `state.reset()`).
+        technique: the technique runtime (UNetRuntime or AttentionRuntime).
+    """
+
+    def __init__(self, target: Any, model: torch.nn.Module, plan: Plan) -> None:
+        self.plan = plan
+        self.model = model
+        self.state = RunState(plan.num_steps)
+        self._target = target
+        self._installation = Installation()
+        self._scheduler: Any = None
+        try:
+            self.technique = TECHNIQUES[type(model).__name__](
+                model, plan, self.state, self._installation)
+            clock = StepClockHook(self.state, model.forward)
+            self._installation.add_hook(model, clock, CLOCK_HOOK)
+            if target is not model and hasattr(target, "scheduler"):
+                self._swap_scheduler(target)
+        except BaseException:
+            self._installation.remove()
+            raise
+
+    def _swap_scheduler(self, pipeline: Any) -> None:
+        current = pipeline.scheduler
+        if type(current).__name__ != self.plan.sampling.scheduler:
+            warnings.warn(f"the plan was measured with {self.plan.sampling.scheduler}; the "
+                          f"pipeline uses {type(current).__name__}", stacklevel=3)
+        replacement = plan_scheduler(current, self.plan)
+        if replacement is not current:
+            self._scheduler = current
+            pipeline.scheduler = replacement
+
+    @property
+    def active(self) -> bool:
+        return self._installation is not None
+
+    def reset(self) -> None:
+        """Start the next forward as step 0 of a new generation, with empty caches."""
+        self.state.reset()
+
+    def remove(self) -> None:
+        """Restore the model (and the pipeline's scheduler) exactly as they were."""
+        if self._installation is None:
+            return
+        self.state.reset()
+        self._installation.remove()
+        self._installation = None  # type: ignore[assignment]
+        if self._scheduler is not None:
+            self._target.scheduler = self._scheduler
+            self._scheduler = None
+
+    def __enter__(self) -> AppliedPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def denoiser_of(target: Any) -> torch.nn.Module:
+    """The model a plan acts on: the pipeline's `unet` or `transformer`, or the model itself."""
+    if isinstance(target, torch.nn.Module):
+        return target
+    for name in ("transformer", "unet"):
+        model = getattr(target, name, None)
+        if isinstance(model, torch.nn.Module):
+            return model
+    raise PlanError(f"cannot apply a plan to a {type(target).__name__}: pass a diffusers pipeline "
+                    "with a unet or transformer, or the model itself")
+
+
+def apply_plan(target: Any, plan: Plan) -> AppliedPlan:
+    """Install `plan` on a diffusers pipeline or model; returns a handle (also a context manager)."""
+    if not isinstance(plan, Plan):
+        raise PlanError(f"apply_plan needs a Plan, got {type(plan).__name__}: load JSON with "
+                        "Plan.load(path) or Plan.from_dict(data)")
+    model = denoiser_of(target)
+    check_plan_fits(model, plan)
+    registry = getattr(model, "_diffusers_hook", None)
+    if registry is not None and registry.get_hook(CLOCK_HOOK) is not None:
+        raise PlanError("a plan is already applied to this model; remove() it first")
+    return AppliedPlan(target, model, plan)

@@ -1,0 +1,112 @@
+"""The step clock: which denoising step a forward call belongs to, and when a generation starts.
+
+A plan is indexed by step, but a model only sees its inputs. A hook on the denoiser's forward reads
+the timestep: the first call, or a timestep that does not fall below the previous one, starts a new
+generation (every technique's cache is cleared); otherwise the step advances by one. Where the
+timestep cannot be read (tensors on the `meta` device), calls are counted and wrap after the
+plan's last step. One forward per step is assumed, as with DDIM, DDPM, DPM-Solver and the
+pipelines edgediff supports (CFG halves travel in one batch).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from diffusers.hooks import ModelHook
+
+from evaluators.plan import PlanError
+
+
+class RunState:
+    """Where the current generation stands; shared by every hook of one applied plan.
+
+    Attributes:
+        num_steps: the plan's number of inference steps.
+        step: the current step (-1 before the first forward).
+        frozen: while True the clock does not move and techniques do not write their caches
+            (trial forwards of a calibration, e.g. the DiTFastAttn greedy search).
+        generations: how many generations have started since the plan was applied.
+    """
+
+    def __init__(self, num_steps: int) -> None:
+        self.num_steps = num_steps
+        self.step = -1
+        self.frozen = False
+        self.generations = 0
+        self._last_timestep: float | None = None
+        self._on_reset: list[Callable[[], None]] = []
+        self._on_step: list[Callable[[int], None]] = []
+
+    def subscribe(self, on_step: Callable[[int], None] | None = None,
+                  on_reset: Callable[[], None] | None = None) -> None:
+        if on_step is not None:
+            self._on_step.append(on_step)
+        if on_reset is not None:
+            self._on_reset.append(on_reset)
+
+    def reset(self) -> None:
+        """Forget the current generation: the next forward is step 0 with empty caches."""
+        self.step = -1
+        self._last_timestep = None
+        for fn in self._on_reset:
+            fn()
+
+    def set_step(self, step: int) -> None:
+        """Move to `step` explicitly (for drivers that run steps themselves)."""
+        if not 0 <= step < self.num_steps:
+            raise PlanError(f"step {step} is outside the plan's 0..{self.num_steps - 1}")
+        self.step = step
+        for fn in self._on_step:
+            fn(step)
+
+    def tick(self, timestep: float | None) -> None:
+        """Called before every denoiser forward."""
+        if self.frozen:
+            return
+        last, self._last_timestep = self._last_timestep, timestep
+        new_generation = self.step < 0 or (
+            timestep is not None and last is not None and timestep >= last)
+        if not new_generation and self.step + 1 >= self.num_steps:
+            if timestep is not None:
+                raise PlanError(
+                    f"the model ran more than the plan's {self.num_steps} steps in one generation; "
+                    f"call the pipeline with num_inference_steps={self.num_steps}")
+            new_generation = True  # meta tensors: count calls and wrap
+        if new_generation:
+            keep = self._last_timestep
+            self.reset()
+            self._last_timestep = keep
+            self.generations += 1
+            self.set_step(0)
+        else:
+            self.set_step(self.step + 1)
+
+
+def _timestep_value(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor):
+        if value.device.type == "meta" or value.numel() == 0:
+            return None
+        return float(value.flatten()[0])
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+class StepClockHook(ModelHook):
+    """Advances a RunState from the `timestep` argument of the denoiser's forward."""
+
+    def __init__(self, state: RunState, forward: Callable[..., Any]) -> None:
+        super().__init__()
+        self.state = state
+        names = list(inspect.signature(forward).parameters)
+        self._position = names.index("timestep") if "timestep" in names else None
+
+    def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        value = kwargs.get("timestep")
+        if value is None and self._position is not None and len(args) > self._position:
+            value = args[self._position]
+        self.state.tick(_timestep_value(value))
+        return args, kwargs
