@@ -216,7 +216,7 @@ def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
     for step, (total, types, layers) in enumerate(zip(count.per_step, count.per_step_by_type,
                                                       count.per_layer_attention, strict=True)):
         charged = []
-        for layer, row in enumerate(plan.attention.methods):
+        for row in plan.attention.methods:
             method = row[step]
             extra = 1 + ws / n if residual_needed(row, step) else 1.0
             if method == "ast":

@@ -88,6 +88,11 @@ class Sampling:
     spacing: Spacing = "uniform"
     gamma: float | None = None
 
+    def __post_init__(self) -> None:  # whole numbers from code or JSON hash alike
+        object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
+        if self.gamma is not None:
+            object.__setattr__(self, "gamma", float(self.gamma))
+
 
 @dataclass(frozen=True)
 class DeepCache:
@@ -113,13 +118,24 @@ class DeepCache:
     power: float | None = None
     full_steps: tuple[int, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.power is not None:
+            object.__setattr__(self, "power", float(self.power))
+        if self.full_steps is not None:
+            object.__setattr__(self, "full_steps", tuple(self.full_steps))
+
     def full_step_indices(self, num_steps: int) -> tuple[int, ...]:
         """The steps at which the whole U-Net runs."""
         if self.schedule == "explicit":
             return tuple(self.full_steps or ())
         if self.schedule == "nonuniform":
             count = math.ceil(num_steps / self.interval)
-            return power_law_steps(num_steps, count, self.center or 0, self.power or 1.2)
+            steps = power_law_steps(num_steps, count, self.center or 0, self.power or 1.2)
+            if len(steps) != count:
+                raise _fail("deepcache", f"the power law around center {self.center} gives "
+                            f"{len(steps)} full steps, not ceil({num_steps}/{self.interval}) = "
+                            f"{count}", "move center or raise power, or list explicit full_steps")
+            return steps
         return tuple(range(0, num_steps, self.interval))
 
 
@@ -265,7 +281,8 @@ class Plan:
         try:
             text = path.read_text()
         except OSError as err:
-            raise PlanError(f"cannot read plan file '{path}': {err.strerror or err}") from err
+            raise PlanError(f"plan file '{path}': cannot read it ({err.strerror or err}); "
+                            "check the path") from err
         return cls.from_json(text, source=str(path))
 
     @classmethod
@@ -275,7 +292,7 @@ class Plan:
         except json.JSONDecodeError as err:
             raise PlanError(
                 f"{source} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
-                "export plans with 'edgediff export' or Plan.save"
+                "write plans with Plan.save (see docs/PLANS.md)"
             ) from err
         return cls.from_dict(data)
 
@@ -423,6 +440,8 @@ def _parse_deepcache(data: Any, steps: int) -> DeepCache:
                             "add e.g. \"center\": 15, \"power\": 1.4")
         center = _int(d, "center", "deepcache", 0, steps - 1)
         power = _number(d, "power", "deepcache", 1.0, 4.0)
+        if power <= 1.0:
+            raise _fail("deepcache.power", f"{power} is out of range", "use a value in (1, 4]")
     if schedule == "explicit":
         raw = d.get("full_steps")
         if not isinstance(raw, list) or not raw or not all(
@@ -436,7 +455,12 @@ def _parse_deepcache(data: Any, steps: int) -> DeepCache:
     elif d.get("full_steps") is not None:
         raise _fail("deepcache.full_steps", "full_steps given without an explicit schedule",
                     "set \"schedule\": \"explicit\" or drop full_steps")
-    return DeepCache(branch, interval, schedule, center, power, full_steps)  # type: ignore[arg-type]
+    if schedule != "nonuniform" and (d.get("center") is not None or d.get("power") is not None):
+        raise _fail("deepcache", f"center/power given with a {schedule} schedule",
+                    "set \"schedule\": \"nonuniform\" or drop them")
+    plan = DeepCache(branch, interval, schedule, center, power, full_steps)  # type: ignore[arg-type]
+    plan.full_step_indices(steps)  # a power law that cannot place the steps fails here
+    return plan
 
 
 def _parse_depth_skip(data: Any) -> DepthSkip:

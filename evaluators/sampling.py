@@ -8,12 +8,13 @@ drawn from its own seed, so image k is the same whatever the batch size or the o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from tqdm.auto import tqdm
 
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from evaluators.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,20 @@ def denoise(
 
 def generate(
     model: torch.nn.Module, scheduler: object, spec: SampleSpec, num_classes: int = 10,
-    progress: bool = True,
+    progress: bool = True, plan: Plan | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate `spec.num_images` images in batches; returns (images in [-1, 1], class labels)."""
+    """Generate `spec.num_images` images in batches; returns (images in [-1, 1], class labels).
+
+    With a `plan`, it is applied for the duration of the call and its sampling section (steps,
+    guidance, timestep placement) replaces the spec's.
+    """
+    if plan is not None:
+        from evaluators.runtime import apply_plan, plan_scheduler
+
+        spec = replace(spec, num_inference_steps=plan.num_steps,
+                       guidance_scale=plan.sampling.guidance_scale)
+        with apply_plan(model, plan):
+            return generate(model, plan_scheduler(scheduler, plan), spec, num_classes, progress)
     conditional = null_class(model) is not None
     labels = torch.arange(spec.num_images) % num_classes
     seeds = list(range(spec.seed, spec.seed + spec.num_images))

@@ -26,6 +26,7 @@ class RunState:
     Attributes:
         num_steps: the plan's number of inference steps.
         step: the current step (-1 before the first forward).
+        manual: while True the clock does not move; the driver picks steps with `set_step`.
         frozen: while True the clock does not move and techniques do not write their caches
             (trial forwards of a calibration, e.g. the DiTFastAttn greedy search).
         generations: how many generations have started since the plan was applied.
@@ -34,6 +35,7 @@ class RunState:
     def __init__(self, num_steps: int) -> None:
         self.num_steps = num_steps
         self.step = -1
+        self.manual = False
         self.frozen = False
         self.generations = 0
         self._last_timestep: float | None = None
@@ -64,7 +66,7 @@ class RunState:
 
     def tick(self, timestep: float | None) -> None:
         """Called before every denoiser forward."""
-        if self.frozen:
+        if self.manual or self.frozen:
             return
         last, self._last_timestep = self._last_timestep, timestep
         new_generation = self.step < 0 or (
