@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -149,6 +149,8 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     symmetric window), a residual-computing full step (1 + (right - left) / N), `asc` halves the
     score part only, `ast` is free; everything else is counted as executed.
     """
+    if convention not in ("executed", "ditfastattn"):
+        raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
     if plan is None:
         n_layers = None
         if hasattr(model, "transformer_blocks"):
@@ -185,8 +187,6 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer)
     if convention == "ditfastattn":
         result = _ditfastattn_convention(result, twin, plan, batch)
-    elif convention != "executed":
-        raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
     return result
 
 
@@ -204,8 +204,7 @@ def _default_scheduler() -> Any:
 def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
                             batch: int) -> MacCount:
     if plan.attention is None:
-        return MacCount(count.per_step, count.per_step_by_type, count.num_images, batch,
-                        "ditfastattn", count.per_layer_attention)
+        return replace(count, convention="ditfastattn")
     cfg = model.config
     size = cfg.sample_size
     n = (size // cfg.patch_size) ** 2 if isinstance(size, int) else 0

@@ -19,6 +19,22 @@ def classifier():
 
 
 @pytest.fixture(scope="session")
+def dit():
+    """The shipped DiT; tests that apply plans to it remove them again."""
+    from evaluators.zoo import load_model
+
+    return load_model("digits-dit")
+
+
+@pytest.fixture(scope="session")
+def unet():
+    """The shipped U-Net; tests that apply plans to it remove them again."""
+    from evaluators.zoo import load_model
+
+    return load_model("digits-unet")
+
+
+@pytest.fixture(scope="session")
 def digits():
     from evaluators.data import load_digits
 

@@ -157,7 +157,6 @@ class AttentionRuntime:
 
     def __init__(self, plan: Plan, state: RunState) -> None:
         assert plan.attention is not None
-        self.plan = plan.attention
         self.state = state
         self.left = plan.attention.window_left
         self.right = plan.attention.window_right

@@ -68,7 +68,7 @@ class RunState:
         """Called before every denoiser forward."""
         if self.manual or self.frozen:
             return
-        last, self._last_timestep = self._last_timestep, timestep
+        last = self._last_timestep
         new_generation = self.step < 0 or (
             timestep is not None and last is not None and timestep >= last)
         if not new_generation and self.step + 1 >= self.num_steps:
@@ -78,13 +78,10 @@ class RunState:
                     f"call the pipeline with num_inference_steps={self.num_steps}")
             new_generation = True  # meta tensors: count calls and wrap
         if new_generation:
-            keep = self._last_timestep
             self.reset()
-            self._last_timestep = keep
             self.generations += 1
-            self.set_step(0)
-        else:
-            self.set_step(self.step + 1)
+        self._last_timestep = timestep
+        self.set_step(0 if new_generation else self.step + 1)
 
 
 def _timestep_value(value: Any) -> float | None:

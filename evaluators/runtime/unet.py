@@ -183,9 +183,7 @@ class UNetRuntime:
         return self._zeros(shape)
 
     def _zeros(self, shape: Any) -> Any:
-        if isinstance(shape, tuple) and shape and isinstance(shape[0], tuple):
-            return tuple(self._zeros(s) for s in shape)
-        if isinstance(shape, list):
+        if isinstance(shape, list) or isinstance(shape[0], tuple):  # a block: (hidden, [skips])
             return tuple(self._zeros(s) for s in shape)
         channels, level = shape
         b, h, w, dtype, device = self._anchor  # type: ignore[misc]
@@ -231,7 +229,7 @@ class UNetRuntime:
                     if getattr(block, "attentions", None):
                         self._hook_attention(block.attentions[s.layer], mode, hook)
         deepest = skips[-1]
-        if unet.mid_block is not None and (self.depth is not None or self.branch is not None):
+        if unet.mid_block is not None:
             mode: Mode = "drop" if self.depth is not None else "cache"
             hook(unet.mid_block, mode, (unet.mid_block.resnets[-1].out_channels, deepest.level))
         for b, block in enumerate(unet.up_blocks):

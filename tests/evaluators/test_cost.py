@@ -11,20 +11,10 @@ from evaluators.cost import count_macs, measure_latency
 from evaluators.plan import AttentionPlan, DeepCache, DepthSkip, Plan, Sampling
 from evaluators.runtime import model_ref
 from evaluators.runtime.attention import query_block_size
-from evaluators.zoo import load_model, load_scheduler
+from evaluators.zoo import load_scheduler
 from evaluators.zoo.configs import PUBLISHED, build_on_meta
 
 STEPS = 4
-
-
-@pytest.fixture(scope="module")
-def dit():
-    return load_model("digits-dit")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return load_model("digits-unet")
 
 
 def dit_plan(dit, method, window=(16, 16)):

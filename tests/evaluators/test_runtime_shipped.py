@@ -16,16 +16,6 @@ LABELS = torch.tensor([0, 3, 7, 9])
 SEEDS = [11, 12, 13, 14]
 
 
-@pytest.fixture(scope="module")
-def dit():
-    return load_model("digits-dit")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return load_model("digits-unet")
-
-
 def run(model, name, plan=None):
     sched = load_scheduler(name)
     if plan is None:
