@@ -1,0 +1,160 @@
+"""The evaluation spec: what a candidate plan is measured on (torch-free, like the plan).
+
+A spec fixes the images (count, seeds, classes or prompts), the uncompressed model's sampling (the
+reference every plan is compared with), the reference image set and the FID feature space, and the
+multi-fidelity stages. Its `content_hash` identifies the measurement: two evaluations of the same
+plan under specs with the same hash are the same evaluation (the store reuses them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from evaluators.errors import EvaluatorError
+
+FEATURES = ("digits", "inception")
+DIGITS_REFERENCE = "digits"
+STAGES = ("screen", "full")
+
+
+class SpecError(EvaluatorError):
+    """An evaluation spec is out of range; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """How candidate plans are evaluated.
+
+    Attributes:
+        num_images: images of the full pass; image k uses seed `seed + k` and class
+            `classes[k % len(classes)]` (or prompt `prompts[k % len(prompts)]`).
+        seed: seed of image 0.
+        classes: class labels to cycle through (class-conditional models); None cycles
+            0..num_classes-1.
+        prompts: prompts to cycle through (text-to-image pipelines); None for class models.
+        num_inference_steps: steps of the uncompressed model (the reference every plan is
+            compared with; a plan brings its own step count).
+        guidance_scale: CFG scale of the uncompressed model (1.0 = off).
+        reference: the real image set FID is measured against: "digits" (all 1,797 scikit-learn
+            digits) or a folder of images.
+        feature: FID feature space: "digits" (the shipped classifier's penultimate layer) or
+            "inception" (InceptionV3 pool features, for real models).
+        screen_images: images of the cheap first pass (fidelity only, no FID); 0 = no first pass.
+        screen_min_psnr: a plan whose first pass reads below this PSNR (dB) against the
+            uncompressed model is not given the full pass; None = every plan gets it.
+        batch_size: images denoised together (memory only; not part of the hash).
+    """
+
+    num_images: int = 200
+    seed: int = 0
+    classes: tuple[int, ...] | None = None
+    prompts: tuple[str, ...] | None = None
+    num_inference_steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    reference: str = DIGITS_REFERENCE
+    feature: str = "digits"
+    screen_images: int = 0
+    screen_min_psnr: float | None = None
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        def coerce(name: str, kind: type) -> None:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(kind(v) for v in value))
+
+        coerce("classes", int)
+        coerce("prompts", str)
+        object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
+        self._check()
+
+    def _check(self) -> None:
+        if self.num_images < 2:
+            raise _fail("num_images", f"{self.num_images} is too few", "FID needs at least 2 images")
+        for name in ("num_inference_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise _fail(name, f"{getattr(self, name)} is out of range", "give an integer >= 1")
+        if self.guidance_scale < 1.0:
+            raise _fail("guidance_scale", f"{self.guidance_scale} < 1", "use 1.0 for no guidance")
+        if self.feature not in FEATURES:
+            raise _fail("feature", f"unknown feature '{self.feature}'", f"use one of {', '.join(FEATURES)}")
+        if not 0 <= self.screen_images <= self.num_images:
+            raise _fail("screen_images", f"{self.screen_images} is out of range",
+                        f"give 0 (no first pass) up to num_images ({self.num_images})")
+        if self.screen_min_psnr is not None and self.screen_images == 0:
+            raise _fail("screen_min_psnr", "is set but there is no first pass",
+                        "set screen_images > 0 as well")
+        if self.classes is not None and (not self.classes or min(self.classes) < 0):
+            raise _fail("classes", "must be a non-empty list of labels >= 0", "or leave it out")
+        if self.prompts is not None and not self.prompts:
+            raise _fail("prompts", "is empty", "give at least one prompt or leave it out")
+        if self.classes is not None and self.prompts is not None:
+            raise _fail("classes", "classes and prompts are both set", "a model takes one or the other")
+
+    # --- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("classes", "prompts"):
+            if out[name] is not None:
+                out[name] = list(out[name])
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def content_hash(self) -> str:
+        """Hash of everything that changes a measurement (the batch size does not)."""
+        body = self.to_dict()
+        body.pop("batch_size")
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalSpec:
+        if not isinstance(data, Mapping):
+            raise SpecError(f"an evaluation spec must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _fail(unknown[0], "unknown field", f"known fields are {', '.join(sorted(known))}")
+        try:
+            return cls(**dict(data))
+        except (TypeError, ValueError) as err:
+            raise SpecError(f"spec: {err}; see evaluators/spec.py for the fields") from err
+
+    @classmethod
+    def from_json(cls, text: str) -> EvalSpec:
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise SpecError(f"spec is not valid JSON ({err.msg}); write it with EvalSpec.to_json") from err
+
+    # --- what to generate ---------------------------------------------------------------------
+    def seeds(self, count: int) -> list[int]:
+        return list(range(self.seed, self.seed + count))
+
+    def labels(self, count: int, num_classes: int) -> list[int]:
+        classes = self.classes or tuple(range(num_classes))
+        return [classes[k % len(classes)] for k in range(count)]
+
+    def prompt_list(self, count: int) -> list[str]:
+        assert self.prompts is not None
+        return [self.prompts[k % len(self.prompts)] for k in range(count)]
+
+    def stage_images(self, stage: str) -> int:
+        if stage not in STAGES:
+            raise _fail("stage", f"unknown stage '{stage}'", f"use one of {', '.join(STAGES)}")
+        if stage == "screen":
+            if not self.screen_images:
+                raise _fail("screen_images", "is 0, so there is no first pass",
+                            "set screen_images > 0 to screen plans")
+            return self.screen_images
+        return self.num_images
+
+
+def _fail(field_name: str, problem: str, fix: str) -> SpecError:
+    return SpecError(f"spec.{field_name}: {problem}; {fix}")

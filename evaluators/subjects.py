@@ -1,0 +1,165 @@
+"""What an evaluation generates with: the shipped digits models (edgediff's own sampling loop) or a
+diffusers pipeline (real checkpoints: DiT by class label, PixArt / Stable Diffusion by prompt,
+DDPM / DDIM unconditional).
+
+A subject generates images for a list of seeds and conditions with a plan applied, as floats in
+[0, 1], shape (N, C, H, W). Image k depends only on its own seed and condition, not on the batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from evaluators.data import NUM_CLASSES, to_unit
+from evaluators.plan import Plan
+from evaluators.runtime import apply_plan, denoiser_of, plan_scheduler
+from evaluators.zoo import ModelLoadError, resolve
+
+Condition = int | str | None
+
+
+class Subject(ABC):
+    """A model that generates images under a plan.
+
+    Attributes:
+        name: the model's name (registry name, folder or hub id).
+        denoiser: the network plans act on (the U-Net or transformer).
+        conditioning: "class", "prompt" or "none".
+        num_classes: classes a class-conditional model knows (None otherwise).
+    """
+
+    name: str
+    denoiser: torch.nn.Module
+    conditioning: str
+    num_classes: int | None = None
+
+    @abstractmethod
+    def generate_batch(self, plan: Plan, seeds: Sequence[int],
+                       conditions: Sequence[Condition]) -> torch.Tensor:
+        """Images for these seeds and conditions with `plan` applied, floats in [0, 1]."""
+
+    def conditions(self, spec: Any, count: int) -> list[Condition]:
+        """The condition of each of the first `count` images of an evaluation spec."""
+        if self.conditioning == "class":
+            return list(spec.labels(count, self.num_classes or 1))
+        if self.conditioning == "prompt":
+            if spec.prompts is None:
+                raise ModelLoadError(f"'{self.name}' is a text-to-image model: give the "
+                                     "evaluation spec some prompts")
+            return list(spec.prompt_list(count))
+        return [None] * count
+
+    def generate(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
+                 batch_size: int, progress: bool = False, desc: str = "sampling") -> torch.Tensor:
+        out = []
+        starts = range(0, len(seeds), batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
+            stop = start + batch_size
+            out.append(self.generate_batch(plan, seeds[start:stop], conditions[start:stop]))
+        return torch.cat(out)
+
+    def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
+        """Share of images a classifier reads as the requested class (None where there is none)."""
+        return None
+
+
+class DigitsSubject(Subject):
+    """A shipped digits generator, sampled with edgediff's DDIM loop (conditional half first)."""
+
+    conditioning = "class"
+    num_classes = NUM_CLASSES
+
+    def __init__(self, name: str, model: torch.nn.Module, scheduler: Any,
+                 classifier: torch.nn.Module | None = None) -> None:
+        self.name, self.denoiser, self.scheduler = name, model, scheduler
+        self._classifier = classifier
+
+    def generate_batch(self, plan: Plan, seeds: Sequence[int],
+                       conditions: Sequence[Condition]) -> torch.Tensor:
+        from evaluators.sampling import denoise
+
+        labels = torch.tensor(list(conditions), dtype=torch.long)
+        with apply_plan(self.denoiser, plan):
+            images = denoise(self.denoiser, plan_scheduler(self.scheduler, plan), labels, list(seeds),
+                             plan.num_steps, plan.sampling.guidance_scale)
+        return to_unit(images)
+
+    def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
+        if self._classifier is None:
+            from evaluators.zoo import load_model
+
+            self._classifier = load_model("digits-classifier")
+        labels = torch.tensor(list(conditions), dtype=torch.long)
+        return float(self._classifier.accuracy(images * 2.0 - 1.0, labels))
+
+
+class PipelineSubject(Subject):
+    """A diffusers pipeline: DiTPipeline (class labels), PixArt / Stable Diffusion (prompts),
+    DDIMPipeline (unconditional; a DDPMPipeline is sampled as DDIM)."""
+
+    def __init__(self, name: str, pipeline: Any) -> None:
+        self.name = name
+        self.pipeline = _as_ddim(pipeline)
+        self.denoiser = denoiser_of(self.pipeline)
+        kind = type(self.pipeline).__name__
+        if kind == "DiTPipeline":
+            self.conditioning = "class"
+            self.num_classes = int(self.denoiser.config.num_embeds_ada_norm)
+        elif hasattr(self.pipeline, "encode_prompt"):
+            self.conditioning = "prompt"
+        else:
+            self.conditioning = "none"
+
+    def generate_batch(self, plan: Plan, seeds: Sequence[int],
+                       conditions: Sequence[Condition]) -> torch.Tensor:
+        device = self.denoiser.device
+        generators = [torch.Generator(device).manual_seed(s) for s in seeds]
+        kwargs: dict[str, Any] = {"num_inference_steps": plan.num_steps, "generator": generators,
+                                  "output_type": "np"}
+        if self.conditioning == "class":
+            kwargs.update(class_labels=list(conditions), guidance_scale=plan.sampling.guidance_scale)
+        elif self.conditioning == "prompt":
+            kwargs.update(prompt=list(conditions), guidance_scale=plan.sampling.guidance_scale)
+        else:
+            kwargs.update(batch_size=len(seeds), eta=0.0)
+        with torch.no_grad(), apply_plan(self.pipeline, plan):
+            images = self.pipeline(**kwargs).images
+        images = torch.as_tensor(images)
+        return images.permute(0, 3, 1, 2).float().clamp(0.0, 1.0)
+
+
+def _as_ddim(pipeline: Any) -> Any:
+    """Plans are measured with DDIM: a DDPMPipeline becomes a DDIMPipeline on the same U-Net."""
+    if type(pipeline).__name__ != "DDPMPipeline":
+        return pipeline
+    from diffusers import DDIMPipeline, DDIMScheduler
+
+    return DDIMPipeline(pipeline.unet, DDIMScheduler.from_config(pipeline.scheduler.config))
+
+
+def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
+    """A registry name, local folder or hub id to a subject that can generate images."""
+    from evaluators.zoo import SHIPPED, load_model, load_scheduler
+
+    entry = resolve(name)
+    if entry.model_class and entry.kind == "classifier":
+        raise ModelLoadError(f"'{name}' is a classifier, not a generator: evaluate one of the "
+                             "generators ('edgediff models' lists them)")
+    if entry.shipped and name in SHIPPED:
+        return DigitsSubject(name, load_model(name, device), load_scheduler(name))
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipeline = DiffusionPipeline.from_pretrained(entry.source)
+    except (OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelLoadError(
+            f"could not load the pipeline '{entry.source}' ({first}): if this machine cannot reach "
+            "the model hub, download the repository where it can and pass the local folder"
+        ) from err
+    return PipelineSubject(name, pipeline.to(device))

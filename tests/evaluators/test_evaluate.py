@@ -1,0 +1,193 @@
+"""The evaluator: one plan, one model, one spec -> MACs, latency, FID, fidelity; the uncompressed
+model's run computed once and reused; multi-fidelity stages; the real-pipeline path."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DiTPipeline
+from PIL import Image
+
+from evaluators import evaluate as ev
+from evaluators.cost import count_macs
+from evaluators.errors import EvaluatorError
+from evaluators.evaluate import Evaluator
+from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
+from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
+from evaluators.spec import EvalSpec, SpecError
+from evaluators.subjects import DigitsSubject, PipelineSubject
+from evaluators.zoo import load_scheduler
+
+SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_size=12)
+
+
+class CountingSubject(DigitsSubject):
+    """The shipped model, counting the images it generates."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.generated = 0
+
+    def generate_batch(self, plan, seeds, conditions):
+        self.generated += len(seeds)
+        return super().generate_batch(plan, seeds, conditions)
+
+
+@pytest.fixture()
+def fresh_cache():
+    ev._REFERENCES.clear()
+    yield
+    ev._REFERENCES.clear()
+
+
+@pytest.fixture()
+def dit_subject(dit, classifier):
+    return CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier)
+
+
+def attention_plan(base: Plan, method: str) -> Plan:
+    rows = base.attention.methods
+    methods = tuple(tuple("full" if t == 0 else method for t in range(len(r))) for r in rows)
+    return replace(base, attention=AttentionPlan(methods))
+
+
+def test_spec_validation_and_hash():
+    with pytest.raises(SpecError, match=r"spec.screen_images: 30 is out of range"):
+        EvalSpec(num_images=10, screen_images=30)
+    with pytest.raises(SpecError, match=r"spec.feature: unknown feature 'clip'; use one of"):
+        EvalSpec(feature="clip")
+    with pytest.raises(SpecError, match=r"spec.screen_min_psnr: is set but there is no first pass"):
+        EvalSpec(screen_min_psnr=20.0)
+    with pytest.raises(SpecError, match=r"spec.colour: unknown field"):
+        EvalSpec.from_dict({"colour": 1})
+    spec = EvalSpec(num_images=10, classes=[3, 4])
+    assert EvalSpec.from_json(spec.to_json()) == spec
+    assert replace(spec, batch_size=3).content_hash() == spec.content_hash()
+    assert replace(spec, seed=1).content_hash() != spec.content_hash()
+    assert spec.labels(5, 10) == [3, 4, 3, 4, 3]
+
+
+def test_full_plan_is_the_reference_and_generated_once(dit_subject, fresh_cache):
+    evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject)
+    full = evaluator.evaluate(evaluator.full_plan)
+    assert dit_subject.generated == SPEC.num_images
+    assert full.mse == 0.0 and full.psnr == PSNR_CAP_DB and full.similarity == 0.0
+    assert full.fid is not None and full.fid > 0 and full.num_images == SPEC.num_images
+    assert full.macs_per_image == count_macs(dit_subject.denoiser, evaluator.full_plan).total
+    assert full.macs_per_generation == full.macs_per_image * SPEC.batch_size
+    assert full.latency_per_image_s > 0 and full.device.startswith("cpu")
+    assert set(full.versions) >= {"torch", "diffusers", "torchmetrics", "edgediff"}
+    # a second evaluator for the same (model, spec) reuses the run: nothing is generated again
+    again = Evaluator("digits-dit", replace(SPEC, batch_size=5), subject=dit_subject)
+    assert again.evaluate(again.full_plan, "screen").psnr == PSNR_CAP_DB
+    assert dit_subject.generated == SPEC.num_images
+
+
+def test_compressed_plan_is_cheaper_deterministic_and_batch_independent(dit_subject, fresh_cache):
+    evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject)
+    plan = attention_plan(evaluator.full_plan, "wars+asc")
+    first = evaluator.evaluate(plan)
+    full = evaluator.evaluate(evaluator.full_plan)
+    assert first.macs_per_image < full.macs_per_image
+    assert first.mse > 0 and first.psnr < PSNR_CAP_DB and first.similarity > 0
+    assert first.plan_hash == plan.content_hash() and first.spec_hash == SPEC.content_hash()
+    second = Evaluator("digits-dit", replace(SPEC, batch_size=5), subject=dit_subject).evaluate(plan)
+    assert (second.fid, second.mse, second.similarity, second.class_accuracy) == (
+        first.fid, first.mse, first.similarity, first.class_accuracy)
+
+
+def test_screen_then_full_reuses_the_screened_images(dit_subject, fresh_cache):
+    evaluator = Evaluator("digits-dit", replace(SPEC, screen_min_psnr=0.0), subject=dit_subject)
+    plan = attention_plan(evaluator.full_plan, "ast")
+    evaluator.reference()
+    before = dit_subject.generated
+    screen, full = evaluator.evaluate_staged(plan)
+    assert dit_subject.generated - before == SPEC.num_images  # 4 screened + 8 more, not 4 + 12
+    assert screen.stage == "screen" and screen.num_images == 4 and screen.fid is None
+    assert screen.passed_screen is True
+    direct = evaluator.evaluate(plan, "full")
+    assert (full.fid, full.mse, full.num_images) == (direct.fid, direct.mse, SPEC.num_images)
+
+    strict = Evaluator("digits-dit", replace(SPEC, screen_min_psnr=99.0), subject=dit_subject)
+    (only,) = strict.evaluate_staged(plan)
+    assert only.stage == "screen" and only.passed_screen is False
+
+
+def test_reference_run_is_cached_on_disk(dit_subject, fresh_cache, tmp_path):
+    evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path)
+    ref = evaluator.reference()
+    files = list(tmp_path.glob("reference-digits-dit-*.safetensors"))
+    assert len(files) == 1
+    ev._REFERENCES.clear()  # a new process: only the file is left
+    generated = dit_subject.generated
+    loaded = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).reference()
+    assert dit_subject.generated == generated
+    assert torch.equal(loaded.images, ref.images) and loaded.evaluation == ref.evaluation
+    plan = attention_plan(evaluator.full_plan, "wars")
+    fresh = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).evaluate(plan)
+    assert fresh.fid == pytest.approx(evaluator.evaluate(plan).fid, rel=1e-6)
+
+
+def test_unet_deepcache_plan(unet, classifier, fresh_cache):
+    subject = DigitsSubject("digits-unet", unet, load_scheduler("digits-unet"), classifier)
+    evaluator = Evaluator("digits-unet", SPEC, subject=subject)
+    plan = replace(evaluator.full_plan, deepcache=DeepCache(branch=0, interval=3))
+    result = evaluator.evaluate(plan)
+    full = evaluator.evaluate(evaluator.full_plan)
+    assert result.macs_per_image < full.macs_per_image / 2
+    assert result.fid is not None and 0 < result.psnr < PSNR_CAP_DB
+    assert 0.0 <= result.class_accuracy <= 1.0
+
+
+def test_plan_for_another_model_is_refused(dit_subject, unet, classifier, fresh_cache):
+    subject = DigitsSubject("digits-unet", unet, load_scheduler("digits-unet"), classifier)
+    unet_plan = Evaluator("digits-unet", SPEC, subject=subject).full_plan
+    with pytest.raises(PlanError, match="plan.model.model_class"):
+        Evaluator("digits-dit", SPEC, subject=dit_subject).evaluate(unet_plan)
+
+
+def test_dit_pipeline_subject_with_a_passed_in_feature(fresh_cache):
+    from tests.evaluators.test_runtime_architectures import tiny_dit, tiny_vae
+
+    pipe = DiTPipeline(transformer=tiny_dit(), vae=tiny_vae(), scheduler=DDIMScheduler())
+    subject = PipelineSubject("tiny-dit", pipe)
+    assert subject.conditioning == "class" and subject.num_classes == 1000
+    feature = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten()).eval()
+    real = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    spec = EvalSpec(num_images=6, num_inference_steps=4, guidance_scale=4.0, classes=(7, 9),
+                    batch_size=3)
+    evaluator = Evaluator("tiny-dit", spec, subject=subject, feature=feature, reference_images=real)
+    full = evaluator.evaluate(evaluator.full_plan)
+    mixed = evaluator.evaluate(attention_plan(evaluator.full_plan, "wars+asc"))
+    assert full.mse == 0.0 and full.fid is not None and full.class_accuracy is None
+    assert mixed.mse > 0 and mixed.macs_per_image < full.macs_per_image
+    assert mixed.extra["feature"].startswith("custom:")
+
+
+def test_inception_features_offline_fail_with_a_clear_message(dit_subject, fresh_cache):
+    evaluator = Evaluator("digits-dit", replace(SPEC, feature="inception"), subject=dit_subject)
+    with pytest.raises(EvaluatorError, match=r"InceptionV3 FID features are not available .*torch-fidelity"):
+        evaluator.reference()
+
+
+def test_reference_image_folder(tmp_path):
+    with pytest.raises(EvaluatorError, match="does not exist"):
+        load_image_folder(tmp_path / "missing")
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(tmp_path / "a.png")
+    with pytest.raises(EvaluatorError, match="holds 1 images"):
+        load_image_folder(tmp_path)
+    Image.new("L", (8, 8), 128).save(tmp_path / "b.png")
+    images = load_image_folder(tmp_path, size=32)
+    assert images.shape == (2, 3, 32, 32)
+    assert images[0, 0].mean() == pytest.approx(1.0) and images[0, 1].max() == 0.0
+
+
+def test_ditfastattn_loss_definition():
+    a = torch.tensor([1.0, -2.0, 0.0])
+    b = torch.tensor([0.5, -1.0, 0.0])
+    # |(1-.5)/1|, |(-2+1)/(-1)| (signed max), 0/1e-6 -> 0.5, 1, 0
+    assert ditfastattn_loss(a, b) == pytest.approx(0.5, rel=1e-5)
+    assert ditfastattn_loss(torch.tensor([0.0]), torch.tensor([1.0])) == pytest.approx(1.0, rel=1e-5)
+    assert ditfastattn_loss(torch.tensor([0.0]), torch.tensor([-1.0])) == 10.0  # clipped
