@@ -7,10 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgediff import __version__
+from edgediff import __version__, study_cli
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
+from evaluators.plan import ATTENTION_METHODS
+from evaluators.spec import FEATURES
 from evaluators.zoo import SHIPPED
+from storage import StoreError
 
 
 class CliError(Exception):
@@ -182,7 +185,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--out", help="output folder (default: the shipped weights folder)")
     p.set_defaults(func=cmd_train)
+    _add_store_commands(sub)
     return parser
+
+
+def _add_store_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="write a hand-made plan: one technique at every step")
+    p.add_argument("model", help="registry name, local folder or hub id")
+    p.add_argument("-o", "--out", required=True, help="plan file to write")
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help="DDIM steps")
+    p.add_argument("--guidance", type=_guidance, default=DEFAULT_GUIDANCE, help="CFG scale")
+    p.add_argument("--attention", choices=ATTENTION_METHODS, help="transformers: method per step")
+    p.add_argument("--from-step", type=_positive_int, default=1, help="first step using it")
+    p.add_argument("--window", type=_positive_int, help="wars window on each side (tokens)")
+    p.add_argument("--deepcache-branch", type=int, help="U-Nets: DeepCache skip branch")
+    p.add_argument("--interval", type=_positive_int, default=1, help="U-Nets: DeepCache interval")
+    p.add_argument("--drop-levels", type=_positive_int, help="U-Nets: depth-skip levels")
+    p.add_argument("--gamma", type=_non_negative_float, help="gamma timestep placement exponent")
+    p.set_defaults(func=study_cli.cmd_plan)
+
+    p = sub.add_parser("evaluate", help="evaluate one plan (MACs, latency, FID, fidelity) and store it")
+    p.add_argument("--model", required=True, help="registry name, local folder or hub id")
+    p.add_argument("--plan", required=True, help="plan JSON file")
+    p.add_argument("--study", help="study to store it in (default: the model name)")
+    p.add_argument("--method", default="manual", help="who proposed the plan (default: manual)")
+    p.add_argument("--label", help="a short note shown beside the plan")
+    p.add_argument("--images", type=_positive_int, help="images of the full pass (new study: 200)")
+    p.add_argument("--seed", type=int, help="seed of image 0 (new study: 0)")
+    p.add_argument("--steps", type=_positive_int, help="uncompressed model's steps (new study: 50)")
+    p.add_argument("--guidance", type=_guidance, help="uncompressed model's CFG scale (new: 1.5)")
+    p.add_argument("--screen-images", type=int, help="images of the cheap first pass (0 = none)")
+    p.add_argument("--screen-min-psnr", type=float, help="PSNR (dB) a plan needs to pass the screen")
+    p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
+    p.add_argument("--feature", choices=FEATURES, help="FID feature space")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--cache-dir", default=study_cli.DEFAULT_CACHE,
+                   help="where the uncompressed model's run is cached")
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    study_cli.add_store_option(p)
+    p.set_defaults(func=_with_threads(study_cli.cmd_evaluate))
+
+    p = sub.add_parser("studies", help="list the studies in the store")
+    study_cli.add_store_option(p)
+    p.set_defaults(func=study_cli.cmd_studies)
+
+    p = sub.add_parser("front", help="the Pareto front (MACs vs FID) of a study")
+    p.add_argument("study")
+    p.add_argument("--method", help="only the plans of this search method")
+    p.add_argument("--all", action="store_true", help="every evaluated plan, front marked *")
+    study_cli.add_store_option(p)
+    p.set_defaults(func=study_cli.cmd_front)
+
+    p = sub.add_parser("export", help="write the best plan under a constraint to a JSON file")
+    p.add_argument("study")
+    p.add_argument("-o", "--out", required=True, help="plan file to write")
+    p.add_argument("--max-fid", type=_non_negative_float, help="cheapest plan with FID <= this")
+    p.add_argument("--fid-within", type=_non_negative_float,
+                   help="cheapest plan with FID <= the full model's + this")
+    p.add_argument("--max-macs", type=_non_negative_float, help="lowest FID with MACs/image <= this")
+    p.add_argument("--method", help="only the plans of this search method")
+    study_cli.add_store_option(p)
+    p.set_defaults(func=study_cli.cmd_export)
+
+
+def _with_threads(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        _set_threads(args.threads)
+        return func(args)
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return func(args)
-    except (CliError, EvaluatorError) as err:
+    except (CliError, EvaluatorError, StoreError, study_cli.CommandError) as err:
         print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

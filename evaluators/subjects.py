@@ -57,10 +57,11 @@ class Subject(ABC):
     def generate(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
                  batch_size: int, progress: bool = False, desc: str = "sampling") -> torch.Tensor:
         out = []
-        starts = range(0, len(seeds), batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
-            stop = start + batch_size
-            out.append(self.generate_batch(plan, seeds[start:stop], conditions[start:stop]))
+        with tqdm(total=len(seeds), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+            for start in range(0, len(seeds), batch_size):
+                stop = start + batch_size
+                out.append(self.generate_batch(plan, seeds[start:stop], conditions[start:stop]))
+                bar.update(len(out[-1]))
         return torch.cat(out)
 
     def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:

@@ -1,0 +1,208 @@
+"""The store's commands: `plan`, `evaluate`, `studies`, `front`, `export` (parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edgediff.tables import dumps, giga, number, table
+from storage import Point, Store, describe_constraint
+
+SPEC_OPTIONS = {  # CLI option -> EvalSpec field
+    "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
+    "guidance": "guidance_scale", "screen_images": "screen_images",
+    "screen_min_psnr": "screen_min_psnr", "reference": "reference", "feature": "feature",
+}
+DEFAULT_CACHE = "edgediff-out/cache"
+
+
+class CommandError(Exception):
+    """A user-facing error of these commands (printed as one line, exit status 2)."""
+
+
+# --- plan ------------------------------------------------------------------------------------------
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from evaluators.templates import uniform_plan
+    from evaluators.zoo import load_model
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CommandError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    model = load_model(args.model)
+    plan = uniform_plan(
+        args.model, model, steps=args.steps, guidance_scale=args.guidance, attention=args.attention,
+        from_step=args.from_step, window=args.window, deepcache_branch=args.deepcache_branch,
+        interval=args.interval, drop_levels=args.drop_levels, gamma=args.gamma,
+    )
+    plan.save(out)
+    print(f"plan {plan.content_hash()[:12]} for {args.model} written to {out}")
+    return 0
+
+
+# --- evaluate --------------------------------------------------------------------------------------
+
+def _given_spec(args: argparse.Namespace) -> dict[str, Any]:
+    return {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
+            if getattr(args, opt) is not None}
+
+
+def _study_spec(store: Store, name: str, model: str, given: dict[str, Any]) -> tuple[Any, bool]:
+    """The spec of study `name`: the stored one (options may not contradict it), or a new one."""
+    from evaluators.spec import EvalSpec
+
+    known = {s.name for s in store.list_studies()}
+    if name not in known:
+        return EvalSpec(**given), True
+    study = store.get_study(name)
+    if study.model != model:
+        raise CommandError(f"study '{name}' evaluates {study.model}, not {model}: pass --model "
+                           f"{study.model} or another --study name")
+    spec = EvalSpec.from_json(study.spec_json)
+    clash = {f: v for f, v in given.items() if getattr(spec, f) != v}
+    if clash:
+        field, value = next(iter(clash.items()))
+        raise CommandError(f"study '{name}' was created with {field}={getattr(spec, field)!r}, not "
+                           f"{value!r}: leave the option out or use another --study name")
+    return spec, False
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from evaluators.plan import Plan
+    from evaluators.zoo import resolve
+
+    plan = Plan.load(args.plan)  # a malformed plan stops here, before anything is opened
+    resolve(args.model)
+    study_name = args.study or args.model
+    with Store.open(args.db) as store:
+        spec, new = _study_spec(store, study_name, args.model, _given_spec(args))
+        from evaluators.evaluate import Evaluator
+        from search.evaluation import evaluate_candidate, open_study
+
+        evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
+                              progress=not args.json)
+        from evaluators.runtime import check_plan_fits
+
+        check_plan_fits(evaluator.denoiser, plan)  # before the study is created
+        if new and not args.json:
+            print(f"new study '{study_name}': evaluating the uncompressed model first "
+                  f"({spec.num_images} images)")
+        study = open_study(store, study_name, evaluator)
+        outcome = evaluate_candidate(store, study, evaluator, plan, method=args.method,
+                                     label=args.label)
+        full = store.full_model_point(study_name)
+    if args.json:
+        print(dumps({"study": study_name, "plan_hash": plan.content_hash(), "reused": outcome.reused,
+                     "evaluations": list(outcome.evaluations), "full_model": full}))
+        return 0
+    rows = []
+    for e in outcome.evaluations:
+        ratio = full.macs / e.macs_per_image if full and e.macs_per_image else None
+        speed = (full.latency / e.latency_per_image_s
+                 if full and full.latency and e.latency_per_image_s else None)
+        rows.append([e.stage, e.num_images, giga(e.macs_per_image), number(ratio, 2),
+                     number(None if e.latency_per_image_s is None else e.latency_per_image_s * 1e3, 2),
+                     number(speed, 2), number(e.fid), number(e.psnr, 2), number(e.mse, 5),
+                     number(e.similarity, 4), number(e.class_accuracy, 3)])
+    print(table(["stage", "images", "GMACs/img", "x fewer", "ms/img", "speedup", "FID", "PSNR",
+                 "MSE", "DiTFastAttn err", "class acc"], rows,
+                [False] + [True] * 10))
+    state = "found in the store (not recomputed)" if outcome.reused else "evaluated and stored"
+    fid = f", full model FID {full.fid:.3f}" if full else ""
+    print(f"plan {plan.content_hash()[:12]} in study '{study_name}': {state}{fid}")
+    final = outcome.final
+    if final.stage == "screen" and final.extra.get("passed_screen") is False:
+        print(f"stopped at the screen: PSNR {final.psnr:.2f} dB is below {spec.screen_min_psnr}")
+    return 0
+
+
+# --- studies, front, export -----------------------------------------------------------------------
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    with Store.open(args.db, create=False) as store:
+        studies = store.list_studies()
+    if args.json:
+        print(dumps(studies))
+        return 0
+    if not studies:
+        print("no studies yet: 'edgediff evaluate' or 'edgediff search' creates one")
+        return 0
+    rows = [[s.name, s.model, s.method, s.candidates, s.evaluations_ok, s.evaluations_failed,
+             number(s.best_fid), giga(s.min_macs), s.created_at.strftime("%Y-%m-%d %H:%M")]
+            for s in studies]
+    print(table(["study", "model", "method", "candidates", "ok", "failed", "best FID",
+                 "min GMACs/img", "created"], rows, [False] * 3 + [True] * 5 + [False]))
+    return 0
+
+
+def _point_rows(points: list[Point], full: Point | None, front: set[str] | None = None) -> list[list]:
+    rows = []
+    for i, p in enumerate(points, 1):
+        ratio = full.macs / p.macs if full and p.macs else None
+        dfid = p.fid - full.fid if full else None
+        mark = "" if front is None else ("*" if p.plan_hash in front else "")
+        rows.append([f"{i}{mark}", giga(p.macs), number(ratio, 2), number(p.fid), number(dfid),
+                     number(p.psnr, 2), number(None if p.latency is None else p.latency * 1e3, 2),
+                     ",".join(p.methods), ",".join(x for x in p.labels if x) if p.labels else "",
+                     p.plan_hash[:12]])
+    return rows
+
+
+POINT_HEADERS = ["#", "GMACs/img", "x fewer", "FID", "dFID", "PSNR", "ms/img", "methods", "label",
+                 "plan"]
+POINT_RIGHT = [True] * 7 + [False] * 3
+
+
+def cmd_front(args: argparse.Namespace) -> int:
+    with Store.open(args.db, create=False) as store:
+        store.get_study(args.study)
+        front = store.front(args.study, method=args.method)
+        full = store.full_model_point(args.study)
+        points = store.points(args.study, method=args.method) if args.all else None
+    if args.json:
+        print(dumps({"study": args.study, "method": args.method, "front": front,
+                     "full_model": full, **({"points": points} if points is not None else {})}))
+        return 0
+    if not front:
+        print(f"study '{args.study}' has no full evaluations yet"
+              + (f" from method '{args.method}'" if args.method else ""))
+        return 0
+    shown = points if points is not None else front
+    marks = {p.plan_hash for p in front} if points is not None else None
+    print(table(POINT_HEADERS, _point_rows(shown, full, marks), POINT_RIGHT))
+    what = f"{len(front)} plans on the front" + (f" of method '{args.method}'" if args.method else "")
+    if points is not None:
+        what += f" (marked *) among {len(points)} evaluated"
+    if full:
+        what += f"; full model: {giga(full.macs)} GMACs/img, FID {full.fid:.3f}"
+    print(what)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from evaluators.plan import Plan
+
+    given = {"max_fid": args.max_fid, "fid_within": args.fid_within, "max_macs": args.max_macs}
+    text = describe_constraint(**given)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CommandError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    with Store.open(args.db, create=False) as store:
+        point = store.best(args.study, method=args.method, **given)
+        Plan.from_json(store.plan_json(args.study, point.plan_hash))  # what is exported loads
+        export = store.export_plan(args.study, point, out, text)
+        full = store.full_model_point(args.study)
+    if args.json:
+        print(dumps({"export": export, "point": point, "full_model": full}))
+        return 0
+    print(table(POINT_HEADERS, _point_rows([point], full), POINT_RIGHT))
+    print(f"exported the plan chosen by '{text}' to {export.path}")
+    return 0
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="store URL (SQLite file or SQLAlchemy URL such as postgresql://..."
+                                "); default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+

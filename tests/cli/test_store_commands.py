@@ -1,0 +1,123 @@
+"""`edgediff plan / evaluate / studies / front / export` against a SQLite file and PostgreSQL, and
+their one-line errors (nothing written on bad input)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from edgediff.cli import main
+from evaluators import evaluate as ev
+from evaluators.plan import Plan
+from storage import Store
+
+SMALL = ["--images", "10", "--steps", "6", "--screen-images", "4", "--threads", "2"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgresql_url")
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_evaluate_front_export_round_trip(capsys, tmp_path, db_url):
+    ev._REFERENCES.clear()
+    plans = {}
+    for method in ("wars", "ast"):
+        plans[method] = tmp_path / f"{method}.json"
+        code, out, _ = cli(capsys, "plan", "digits-dit", "-o", str(plans[method]), "--steps", "6",
+                           "--attention", method)
+        assert code == 0 and "written to" in out
+    common = ["--db", db_url, "--study", "s", "--cache-dir", str(tmp_path / "cache")]
+    code, out, _ = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(plans["wars"]),
+                       *SMALL, *common)
+    assert code == 0 and "evaluated and stored" in out and "new study 's'" in out
+    code, out, _ = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(plans["ast"]),
+                       *common, "--json")
+    result = json.loads(out)
+    assert code == 0 and not result["reused"]
+    assert [e["stage"] for e in result["evaluations"]] == ["screen", "full"]
+    assert result["full_model"]["methods"] == ["full"]
+    code, out, _ = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(plans["ast"]),
+                       *common)
+    assert code == 0 and "found in the store (not recomputed)" in out
+
+    code, out, _ = cli(capsys, "studies", "--db", db_url, "--json")
+    (study,) = json.loads(out)
+    assert (study["name"], study["model"], study["candidates"]) == ("s", "digits-dit", 3)
+
+    code, out, _ = cli(capsys, "front", "s", "--db", db_url, "--json", "--all")
+    shown = json.loads(out)
+    assert len(shown["points"]) == 3
+    front = shown["front"]
+    assert [p["macs"] for p in front] == sorted(p["macs"] for p in front)
+    for p in shown["points"]:  # nothing off the front is better in both objectives
+        if p["plan_hash"] not in {f["plan_hash"] for f in front}:
+            assert any(f["macs"] <= p["macs"] and f["fid"] <= p["fid"] for f in front)
+
+    out_file = tmp_path / "best.json"
+    code, out, _ = cli(capsys, "export", "s", "--db", db_url, "--max-macs",
+                       str(shown["full_model"]["macs"] - 1), "-o", str(out_file))
+    assert code == 0 and "exported" in out
+    exported = Plan.load(out_file)
+    cheaper = [p for p in shown["points"] if p["macs"] < shown["full_model"]["macs"]]
+    assert exported.content_hash() == min(cheaper, key=lambda p: (p["fid"], p["macs"]))["plan_hash"]
+    code, out, _ = cli(capsys, "front", "s", "--db", db_url)
+    assert code == 0 and "plans on the front" in out and "full model:" in out
+    ev._REFERENCES.clear()
+
+
+def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):
+    db = tmp_path / "store.db"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "edgediff-plan", "version": 1, "model": {}}')
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(bad),
+                       "--db", f"sqlite:///{db}")
+    assert code == 2 and "missing field(s) 'sampling'" in err and err.count("\n") == 1
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-gan", "--plan", str(bad),
+                       "--db", f"sqlite:///{db}")
+    assert code == 2 and err.count("\n") == 1
+    code, _, err = cli(capsys, "front", "nope", "--db", f"sqlite:///{db}")
+    assert code == 2 and "no edgediff store" in err
+    assert not db.exists()  # nothing was created by any of these
+
+    code, _, err = cli(capsys, "studies", "--db", "postgresql://edgediff@127.0.0.1:9/none")
+    assert code == 2 and "cannot reach database" in err and err.count("\n") == 1
+    code, _, err = cli(capsys, "export", "s", "-o", str(tmp_path / "p.json"), "--db",
+                       f"sqlite:///{db}")
+    assert code == 2 and "--max-fid" in err and not (tmp_path / "p.json").exists()
+
+
+def test_unknown_study_and_newer_schema(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with Store.open(url) as store:
+        store.create_study("known", model="digits-dit", spec_json="{}", spec_hash="0" * 64)
+    code, _, err = cli(capsys, "front", "other", "--db", url)
+    assert code == 2 and "unknown study 'other'" in err and "known" in err
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE edgediff_alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    code, _, err = cli(capsys, "studies", "--db", url)
+    assert code == 2 and "newer than this edgediff" in err
+
+
+def test_exit_status_from_a_real_process(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "edgediff", "export", "s", "--max-fid", "3", "-o",
+         str(tmp_path / "p.json"), "--db", f"sqlite:///{tmp_path / 'missing.db'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("edgediff export: error: no edgediff store")
+    assert "Traceback" not in done.stderr

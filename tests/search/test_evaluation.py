@@ -1,0 +1,145 @@
+"""Real evaluations of the shipped models into the store (SQLite and PostgreSQL): reuse by hash,
+failures recorded, the front and the constrained export checked against the measurements."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from evaluators import evaluate as ev
+from evaluators.evaluate import Evaluator
+from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
+from evaluators.runtime import apply_plan
+from evaluators.sampling import denoise
+from evaluators.spec import EvalSpec
+from evaluators.subjects import DigitsSubject
+from evaluators.zoo import load_scheduler
+from search.evaluation import evaluate_candidate, open_study
+from storage import Store, pareto_front
+
+SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, screen_min_psnr=12.0,
+                batch_size=12)
+METHODS = ("wars", "wars+asc", "full+asc", "ast")
+
+
+class CountingSubject(DigitsSubject):
+    def __init__(self, *args, fail: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.generated, self.fail = 0, fail
+
+    def generate_batch(self, plan, seeds, conditions):
+        if self.fail:
+            raise RuntimeError("device lost")
+        self.generated += len(seeds)
+        return super().generate_batch(plan, seeds, conditions)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'edgediff.db'}"
+    return request.getfixturevalue("postgresql_url")
+
+
+@pytest.fixture()
+def subject(dit, classifier):
+    ev._REFERENCES.clear()
+    yield CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier)
+    ev._REFERENCES.clear()
+
+
+def with_method(base: Plan, method: str) -> Plan:
+    rows = tuple(tuple("full" if t == 0 else method for t in range(len(r)))
+                 for r in base.attention.methods)
+    return replace(base, attention=AttentionPlan(rows))
+
+
+def test_shipped_dit_study_front_and_export(db_url, subject, tmp_path):
+    evaluator = Evaluator("digits-dit", SPEC, subject=subject)
+    with Store.open(db_url) as store:
+        study = open_study(store, "dit", evaluator)
+        outcomes = {m: evaluate_candidate(store, study, evaluator, with_method(evaluator.full_plan, m),
+                                          method="manual", label=m) for m in METHODS}
+        points = store.points("dit")
+        front = store.front("dit")
+        full = store.full_model_point("dit")
+        assert full is not None and full.methods == ("full",) and full.mse == 0.0
+        # every plan that passed its screen has a full evaluation; each is a point
+        passed = {m for m, o in outcomes.items() if o.final.stage == "full"}
+        assert {p.labels[0] for p in points if p.methods == ("manual",)} == passed
+        for o in outcomes.values():
+            assert o.evaluations[0].stage == "screen" and not o.reused
+            assert (o.final.stage == "full") == (o.evaluations[0].psnr >= SPEC.screen_min_psnr)
+        # the front is what the measurements say, and cheaper than the full model
+        measured = {(p.macs, p.fid) for p in pareto_front(points)}
+        assert {(p.macs, p.fid) for p in front} == measured
+        assert min(p.macs for p in front) < full.macs
+        # "cheapest plan with FID within +X of the full model"
+        slack = max(p.fid for p in points) - full.fid + 1.0
+        best = store.best("dit", fid_within=slack)
+        assert best.macs == min(p.macs for p in points)
+        lowest = store.best("dit", max_macs=full.macs)
+        assert lowest.fid == min(p.fid for p in points)
+        export = store.export_plan("dit", best, tmp_path / "best.json", f"fid <= full + {slack}")
+    exported = Plan.load(export.path)
+    assert exported.content_hash() == best.plan_hash
+    with apply_plan(subject.denoiser, exported):  # what was exported runs
+        out = denoise(subject.denoiser, load_scheduler("digits-dit"), torch.tensor([3]), [0],
+                      exported.num_steps, exported.sampling.guidance_scale)
+    assert torch.isfinite(out).all()
+
+
+def test_identical_evaluations_are_reused_across_studies(db_url, subject):
+    evaluator = Evaluator("digits-dit", SPEC, subject=subject)
+    plan = with_method(evaluator.full_plan, "wars")
+    with Store.open(db_url) as store:
+        first = evaluate_candidate(store, open_study(store, "a", evaluator), evaluator, plan,
+                                   method="manual")
+        generated = subject.generated
+        again = evaluate_candidate(store, open_study(store, "b", evaluator), evaluator, plan,
+                                   method="optuna")
+        assert subject.generated == generated and again.reused
+        assert [e.id for e in again.evaluations] == [e.id for e in first.evaluations]
+        assert store.candidates("b", method="optuna")[0].plan_hash == plan.content_hash()
+
+
+def test_failures_are_recorded_and_bad_plans_write_nothing(db_url, subject, unet, dit, classifier):
+    evaluator = Evaluator("digits-dit", SPEC, subject=subject)
+    plan = with_method(evaluator.full_plan, "ast")
+    unet_evaluator = Evaluator("digits-unet", SPEC, subject=DigitsSubject(
+        "digits-unet", unet, load_scheduler("digits-unet"), classifier))
+    with Store.open(db_url) as store:
+        study = open_study(store, "dit", evaluator)
+        before = store.candidates("dit")
+        with pytest.raises(PlanError):
+            evaluate_candidate(store, study, evaluator, unet_evaluator.full_plan, method="manual")
+        assert store.candidates("dit") == before
+        broken = CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier, fail=True)
+        failing = Evaluator("digits-dit", SPEC, subject=broken)
+        with pytest.raises(RuntimeError, match="device lost"):
+            evaluate_candidate(store, study, failing, plan, method="manual")
+        failed = store.find_evaluation(model="digits-dit", spec_hash=SPEC.content_hash(),
+                                       plan_hash=plan.content_hash(), stage="full")
+        assert failed.status == "failed" and "device lost" in failed.error
+        retried = evaluate_candidate(store, study, evaluator, plan, method="manual")
+        assert retried.final.status == "ok" and not retried.reused
+
+
+def test_unet_deepcache_study(db_url, unet, classifier):
+    ev._REFERENCES.clear()
+    subject = DigitsSubject("digits-unet", unet, load_scheduler("digits-unet"), classifier)
+    evaluator = Evaluator("digits-unet", replace(SPEC, screen_images=0, screen_min_psnr=None),
+                          subject=subject)
+    with Store.open(db_url) as store:
+        open_study(store, "unet", evaluator)
+        for interval in (2, 4):
+            plan = replace(evaluator.full_plan, deepcache=DeepCache(branch=0, interval=interval))
+            evaluate_candidate(store, store.get_study("unet"), evaluator, plan, method="deepcache")
+        points = store.points("unet")
+        assert len(points) == 3
+        macs = sorted(p.macs for p in points)
+        assert macs[0] < macs[1] < macs[2] == store.full_model_point("unet").macs
+        assert store.front("unet", method="deepcache")[0].macs == macs[0]
+    ev._REFERENCES.clear()
