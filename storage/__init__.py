@@ -1,1 +1,40 @@
-"""The SQL store of studies, candidate plans, evaluations and exports (SQLAlchemy); no torch."""
+"""The SQL store of studies, candidate plans, evaluations and exports (SQLAlchemy); no torch.
+
+`Store.open(url)` opens (and migrates) a SQLite file or PostgreSQL database; evaluations are keyed by
+(model, spec hash, plan hash, stage) so identical ones are shared and never recomputed; `pareto`
+holds the MACs/FID front. Problems a user can fix are one-line `StoreError`s.
+"""
+
+from storage.choose import describe_constraint
+from storage.errors import StoreError
+from storage.pareto import Point, hypervolume_2d, pareto_front
+from storage.records import (
+    CandidateInfo,
+    EvaluationInfo,
+    EvaluationRecord,
+    ExportInfo,
+    StudyInfo,
+    StudySummary,
+)
+from storage.schema import SCHEMA_HEAD
+from storage.store import Store
+from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "SCHEMA_HEAD",
+    "CandidateInfo",
+    "EvaluationInfo",
+    "EvaluationRecord",
+    "ExportInfo",
+    "Point",
+    "Store",
+    "StoreError",
+    "StudyInfo",
+    "StudySummary",
+    "describe_constraint",
+    "hypervolume_2d",
+    "pareto_front",
+    "resolve_url",
+]

@@ -1,0 +1,94 @@
+"""SQLAlchemy engines for the store: SQLite pragmas and transactions, PostgreSQL timeouts.
+
+SQLite: foreign keys on, a busy timeout (several processes may write), a WAL journal once the
+schema is created (readers do not block writers), and SQLAlchemy emits BEGIN itself, so DDL is
+transactional and savepoints work. Connections opened with the WRITE execution option begin with
+BEGIN IMMEDIATE, so two writers queue on the busy timeout instead of failing when a read lock cannot
+be upgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from storage.errors import StoreError
+from storage.url import parse_url, redact
+
+WRITE = "edgediff_write"  # execution option: this connection's transactions will write
+SQLITE_BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 5
+
+
+def no_store_message(url: str) -> str:
+    return f"no edgediff store at {redact(url)}: run 'edgediff evaluate' first or pass --db URL"
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of a (driver) error, for one-line messages."""
+    source = getattr(err, "orig", None) or err
+    lines = [line.strip() for line in str(source).splitlines() if line.strip()]
+    return lines[0] if lines else type(source).__name__
+
+
+def create_store_engine(url: str, *, create: bool) -> Engine:
+    """An engine for `url`; with create=False a missing SQLite file is an error and is not created."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        _prepare_sqlite_file(parsed, url, create=create)
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
+    elif backend == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=backend != "sqlite")
+    except (NoSuchModuleError, ImportError, ArgumentError) as err:
+        raise StoreError(
+            f"database URL '{redact(url)}' needs a driver that cannot be loaded: {first_line(err)}; "
+            "give a SQLAlchemy URL such as sqlite:///path.db or postgresql://user@host/db"
+        ) from None
+    if backend == "sqlite":
+        _install_sqlite_hooks(engine)
+    return engine
+
+
+def use_wal_journal(engine: Engine) -> None:
+    """Switch a SQLite database to write-ahead logging (persistent; set once, when it is created)."""
+    with engine.connect() as connection:
+        # Outside any transaction (SQLite cannot change the journal mode inside one).
+        connection.connection.driver_connection.execute("PRAGMA journal_mode = WAL")
+
+
+def _prepare_sqlite_file(parsed: URL, url: str, *, create: bool) -> None:
+    database = parsed.database
+    if not database or database == ":memory:" or parsed.query.get("uri"):
+        return
+    path = Path(database)
+    if not create:
+        if not path.is_file():
+            raise StoreError(no_store_message(url))
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(
+            f"cannot create the folder '{path.parent}' for the SQLite store: {err.strerror}; "
+            "pass --db with a writable path"
+        ) from None
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN handling off; see _on_begin
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,10 @@
+"""The one exception the store raises for problems a user can fix."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """A user-facing store problem: one line naming what is wrong and how to fix it.
+
+    The CLI prints the message and exits with status 2.
+    """

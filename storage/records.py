@@ -1,0 +1,125 @@
+"""What the store takes and gives back: plain frozen dataclasses, never live ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from storage.models import utc_now
+
+STAGES = ("screen", "full")  # screen: a cheap first look; full: the measurement fronts are built on
+STATUSES = ("ok", "failed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRecord:
+    """One measurement of a plan, to be recorded; keyed by (model, spec_hash, plan_hash, stage).
+
+    Fields: `model` (name), `spec_hash` (the evaluation spec's hash), `plan_hash`, `stage` ("screen"
+    or "full"), `status` ("ok" or "failed", with `error`), `num_images`, `device`; cost:
+    `macs_per_image`, `macs_per_generation`, `latency_per_image_s`; quality: `fid`, `mse`, `psnr`,
+    `similarity`, `class_accuracy` (None when not measured); `versions` (library versions),
+    `started_at` / `finished_at` (timezone-aware), `seconds`, `worker`, `extra` (JSON object).
+    """
+
+    model: str
+    spec_hash: str
+    plan_hash: str
+    status: str
+    num_images: int
+    device: str
+    stage: str = "full"
+    macs_per_image: int | None = None
+    macs_per_generation: int | None = None
+    latency_per_image_s: float | None = None
+    fid: float | None = None
+    mse: float | None = None
+    psnr: float | None = None
+    similarity: float | None = None
+    class_accuracy: float | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    seconds: float | None = None
+    worker: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"evaluation stage {self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.status not in STATUSES:
+            raise ValueError(f"evaluation status {self.status!r} is not one of {', '.join(STATUSES)}")
+        for name in ("started_at", "finished_at"):
+            when = getattr(self, name)
+            if when is not None and when.tzinfo is None:
+                raise ValueError(f"evaluation {name} {when} has no time zone; use datetime.now(timezone.utc)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationInfo(EvaluationRecord):
+    """A recorded evaluation: `id` plus every EvaluationRecord field."""
+
+    id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyInfo:
+    """A study: `id`, `name`, `model`, `model_fingerprint`, `spec_json`, `spec_hash`,
+    `objectives`, `method`, `created_at` (UTC), `notes`."""
+
+    id: int
+    name: str
+    model: str
+    model_fingerprint: str | None
+    spec_json: str
+    spec_hash: str
+    objectives: tuple[str, ...]
+    method: str
+    created_at: datetime
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudySummary:
+    """A line of the study list: `name`, `model`, `method`, `created_at`, `candidates` (count),
+    `evaluations_ok` / `evaluations_failed` (distinct evaluations of its plans, any stage), and the
+    best `best_fid` and `min_macs` among its ok full-stage evaluations (None when there are none)."""
+
+    name: str
+    model: str
+    method: str
+    created_at: datetime
+    candidates: int
+    evaluations_ok: int
+    evaluations_failed: int
+    best_fid: float | None
+    min_macs: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateInfo:
+    """A candidate plan of a study: `id`, `study` (name), `plan_hash`, `plan_json`, `method`,
+    `label`, `created_at` (UTC)."""
+
+    id: int
+    study: str
+    plan_hash: str
+    plan_json: str
+    method: str
+    label: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportInfo:
+    """A plan written to a file: `id`, `study` (name), `plan_hash`, `path` (absolute), `constraint`
+    (how it was chosen, e.g. "fid <= 25"), `created_at` (UTC)."""
+
+    id: int
+    study: str
+    plan_hash: str
+    path: str
+    constraint: str
+    created_at: datetime

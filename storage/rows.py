@@ -1,0 +1,190 @@
+"""Lookups and conversions shared by the Store's methods: ORM rows in, frozen dataclasses out."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.errors import StoreError
+from storage.models import Candidate, Evaluation, Export, Study
+from storage.pareto import Point
+from storage.records import (
+    CandidateInfo,
+    EvaluationInfo,
+    EvaluationRecord,
+    ExportInfo,
+    StudyInfo,
+    StudySummary,
+)
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EvaluationRecord))
+_NAMES_SHOWN = 10
+
+
+def study_row(session: Session, name: str) -> Study:
+    """The study called `name`, or a StoreError listing the known ones."""
+    row = session.scalars(select(Study).where(Study.name == name)).one_or_none()
+    if row is not None:
+        return row
+    names = list(session.scalars(select(Study.name).order_by(Study.name).limit(_NAMES_SHOWN + 1)))
+    if not names:
+        raise StoreError(
+            f"unknown study '{name}': the store has no studies yet; run 'edgediff evaluate' to create one"
+        )
+    shown = ", ".join(names[:_NAMES_SHOWN]) + (", ..." if len(names) > _NAMES_SHOWN else "")
+    raise StoreError(f"unknown study '{name}': known studies are {shown}; 'edgediff studies' lists them")
+
+
+def insert_or_get(session: Session, row: Any, existing: Select[Any]) -> tuple[Any, bool]:
+    """Insert `row` in a savepoint; if a unique key clashes (another process won), the existing row."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return session.scalars(existing).one(), False
+    return row, True
+
+
+def candidate_query(study_id: int, method: str, plan_hash: str) -> Select[tuple[Candidate]]:
+    return select(Candidate).where(
+        Candidate.study_id == study_id, Candidate.method == method, Candidate.plan_hash == plan_hash
+    )
+
+
+def evaluation_query(model: str, spec_hash: str, plan_hash: str, stage: str) -> Select[tuple[Evaluation]]:
+    return select(Evaluation).where(
+        Evaluation.model == model,
+        Evaluation.spec_hash == spec_hash,
+        Evaluation.plan_hash == plan_hash,
+        Evaluation.stage == stage,
+    )
+
+
+def put_evaluation(session: Session, record: EvaluationRecord) -> Evaluation:
+    """Record `record` unless an ok evaluation with its key exists (returned unchanged); a failed one
+    is replaced. The row is locked while deciding (PostgreSQL), so a concurrent ok result is kept."""
+    query = evaluation_query(record.model, record.spec_hash, record.plan_hash, record.stage)
+    row = session.scalars(query.with_for_update()).one_or_none()
+    values = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    if row is None:
+        row, inserted = insert_or_get(session, Evaluation(**values), query)
+        if inserted:
+            return row
+    if row.status == "ok":
+        return row
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.flush()
+    return row
+
+
+def summary_rows(session: Session) -> list[StudySummary]:
+    """Every study with its counts and best values, oldest first (three aggregate queries)."""
+    candidates = dict(
+        session.execute(select(Candidate.study_id, func.count()).group_by(Candidate.study_id)).all()
+    )
+    plans = select(Candidate.study_id, Candidate.plan_hash).distinct().subquery()
+    ok = Evaluation.status == "ok"
+    ok_full = and_(ok, Evaluation.stage == "full")
+    aggregates = select(
+        Study.id,
+        func.sum(case((ok, 1), else_=0)),
+        func.sum(case((Evaluation.status == "failed", 1), else_=0)),
+        func.min(case((ok_full, Evaluation.fid))),
+        func.min(case((ok_full, Evaluation.macs_per_image))),
+    )
+    aggregates = (
+        aggregates.join(plans, plans.c.study_id == Study.id)
+        .join(
+            Evaluation,
+            and_(
+                Evaluation.model == Study.model,
+                Evaluation.spec_hash == Study.spec_hash,
+                Evaluation.plan_hash == plans.c.plan_hash,
+            ),
+        )
+        .group_by(Study.id)
+    )
+    stats = {study_id: rest for study_id, *rest in session.execute(aggregates)}
+    summaries = []
+    for study in session.scalars(select(Study).order_by(Study.created_at, Study.id)):
+        n_ok, n_failed, best_fid, min_macs = stats.get(study.id, (0, 0, None, None))
+        summaries.append(
+            StudySummary(
+                name=study.name,
+                model=study.model,
+                method=study.method,
+                created_at=study.created_at,
+                candidates=candidates.get(study.id, 0),
+                evaluations_ok=int(n_ok or 0),
+                evaluations_failed=int(n_failed or 0),
+                best_fid=best_fid,
+                min_macs=None if min_macs is None else int(min_macs),
+            )
+        )
+    return summaries
+
+
+def study_info(row: Study) -> StudyInfo:
+    return StudyInfo(
+        id=row.id,
+        name=row.name,
+        model=row.model,
+        model_fingerprint=row.model_fingerprint,
+        spec_json=row.spec_json,
+        spec_hash=row.spec_hash,
+        objectives=tuple(row.objectives),
+        method=row.method,
+        created_at=row.created_at,
+        notes=row.notes,
+    )
+
+
+def candidate_info(row: Candidate, study: str) -> CandidateInfo:
+    return CandidateInfo(
+        id=row.id,
+        study=study,
+        plan_hash=row.plan_hash,
+        plan_json=row.plan_json,
+        method=row.method,
+        label=row.label,
+        created_at=row.created_at,
+    )
+
+
+def evaluation_info(row: Evaluation) -> EvaluationInfo:
+    values = {name: getattr(row, name) for name in _RECORD_FIELDS}
+    return EvaluationInfo(id=row.id, **{**values, "versions": dict(row.versions), "extra": dict(row.extra)})
+
+
+def export_info(row: Export, study: str) -> ExportInfo:
+    return ExportInfo(
+        id=row.id,
+        study=study,
+        plan_hash=row.plan_hash,
+        path=row.path,
+        constraint=row.constraint,
+        created_at=row.created_at,
+    )
+
+
+def point(candidate: Candidate, evaluation: Evaluation) -> Point:
+    """One candidate's point; Store.points merges the candidates that share a plan."""
+    return Point(
+        plan_hash=candidate.plan_hash,
+        macs=evaluation.macs_per_image,
+        fid=evaluation.fid,
+        candidate_ids=(candidate.id,),
+        methods=(candidate.method,),
+        labels=() if candidate.label is None else (candidate.label,),
+        latency=evaluation.latency_per_image_s,
+        mse=evaluation.mse,
+        psnr=evaluation.psnr,
+        similarity=evaluation.similarity,
+        class_accuracy=evaluation.class_accuracy,
+        evaluation_id=evaluation.id,
+    )

@@ -1,0 +1,389 @@
+"""The repository API: studies, candidate plans, evaluations, fronts and exports.
+
+Every method opens its own session; every write is one transaction (`with session.begin()`), so a
+crash mid-write leaves nothing half-written. Results are frozen dataclasses, not ORM objects.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage import rows
+from storage.choose import check_one_constraint, choose
+from storage.engine import WRITE, create_store_engine
+from storage.errors import StoreError
+from storage.models import Candidate, Evaluation, Export, Study
+from storage.pareto import Point, merge_duplicates, pareto_front
+from storage.records import (
+    CandidateInfo,
+    EvaluationInfo,
+    EvaluationRecord,
+    ExportInfo,
+    StudyInfo,
+    StudySummary,
+)
+from storage.schema import ensure_schema
+from storage.url import redact, resolve_url
+
+FULL_METHOD = "full"  # the candidate method of the uncompressed model's plan
+
+
+class Store:
+    """The edgediff store on one database; open with `Store.open(url)`, use as a context manager."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+        self._read_sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, create: bool = True) -> Store:
+        """Open the store at `url` ($EDGEDIFF_DB, else DEFAULT_URL), upgrading its schema to head.
+
+        create=False (read-only commands) refuses a database without an edgediff store instead of
+        creating one. Every problem is a one-line StoreError, raised before anything is written.
+        """
+        resolved = resolve_url(url)
+        engine = create_store_engine(resolved, create=create)
+        try:
+            ensure_schema(engine, resolved, create=create)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, resolved)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return redact(self._url)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._read_sessions() as session:
+            yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    # ---- studies
+
+    def create_study(
+        self,
+        name: str,
+        *,
+        model: str,
+        spec_json: str,
+        spec_hash: str,
+        model_fingerprint: str | None = None,
+        objectives: Sequence[str] = ("macs", "fid"),
+        method: str = "manual",
+        notes: str | None = None,
+    ) -> StudyInfo:
+        """A new study; StoreError if the name is taken."""
+        new = _new_study(name, model, spec_json, spec_hash, model_fingerprint, objectives, method, notes)
+        with self._writing() as session:
+            row, created = rows.insert_or_get(session, new, select(Study).where(Study.name == name))
+            if not created:
+                raise StoreError(f"study '{name}' already exists; pass another --study name")
+            return rows.study_info(row)
+
+    def get_or_create_study(
+        self,
+        name: str,
+        *,
+        model: str,
+        spec_json: str,
+        spec_hash: str,
+        model_fingerprint: str | None = None,
+        objectives: Sequence[str] = ("macs", "fid"),
+        method: str = "manual",
+        notes: str | None = None,
+    ) -> tuple[StudyInfo, bool]:
+        """The study called `name` and whether it was created now.
+
+        An existing study must have the same model and spec hash (a study compares plans under one
+        spec); otherwise StoreError naming the difference. Its other fields are left as they are.
+        """
+        new = _new_study(name, model, spec_json, spec_hash, model_fingerprint, objectives, method, notes)
+        with self._writing() as session:
+            row, created = rows.insert_or_get(session, new, select(Study).where(Study.name == name))
+            if not created:
+                _check_same_study(row, model=model, spec_hash=spec_hash)
+            return rows.study_info(row), created
+
+    def get_study(self, name: str) -> StudyInfo:
+        """The study called `name`; StoreError listing the known studies if there is none."""
+        with self._reading() as session:
+            return rows.study_info(rows.study_row(session, name))
+
+    def list_studies(self) -> list[StudySummary]:
+        """Every study with its counts and best values, oldest first."""
+        with self._reading() as session:
+            return rows.summary_rows(session)
+
+    # ---- candidates
+
+    def add_candidate(
+        self, study: str, *, plan_json: str, plan_hash: str, method: str, label: str | None = None
+    ) -> CandidateInfo:
+        """Add a plan proposed by `method`; adding the same (study, method, plan_hash) again returns
+        the existing candidate unchanged."""
+        with self._writing() as session:
+            row = _put_candidate(session, rows.study_row(session, study), plan_json, plan_hash, method, label)
+            return rows.candidate_info(row, study)
+
+    def candidates(self, study: str, method: str | None = None) -> list[CandidateInfo]:
+        """The study's candidates (of one method if given), oldest first."""
+        with self._reading() as session:
+            query = select(Candidate).where(Candidate.study_id == rows.study_row(session, study).id)
+            if method is not None:
+                query = query.where(Candidate.method == method)
+            return [rows.candidate_info(row, study) for row in session.scalars(query.order_by(Candidate.id))]
+
+    # ---- evaluations
+
+    def find_evaluation(
+        self, *, model: str, spec_hash: str, plan_hash: str, stage: str = "full"
+    ) -> EvaluationInfo | None:
+        """The evaluation with this key (ok or failed), or None if the plan was never evaluated."""
+        with self._reading() as session:
+            row = session.scalars(rows.evaluation_query(model, spec_hash, plan_hash, stage)).one_or_none()
+            return None if row is None else rows.evaluation_info(row)
+
+    def record_evaluation(self, record: EvaluationRecord) -> EvaluationInfo:
+        """Record an evaluation; an ok one with the same key is kept and returned unchanged, a failed
+        one is replaced by `record`."""
+        with self._writing() as session:
+            return rows.evaluation_info(rows.put_evaluation(session, record))
+
+    def record_candidate_evaluation(
+        self,
+        study: str,
+        *,
+        plan_json: str,
+        plan_hash: str,
+        method: str,
+        label: str | None = None,
+        record: EvaluationRecord,
+    ) -> tuple[CandidateInfo, EvaluationInfo]:
+        """Add the candidate and record its evaluation in one transaction (all or nothing)."""
+        with self._writing() as session:
+            study_row = rows.study_row(session, study)
+            _check_record_fits(plan_hash, study_row, record)
+            candidate = _put_candidate(session, study_row, plan_json, plan_hash, method, label)
+            evaluation = rows.put_evaluation(session, record)
+            return rows.candidate_info(candidate, study), rows.evaluation_info(evaluation)
+
+    # ---- queries
+
+    def points(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
+        """Every plan of the study (proposed by `method` if given) with an ok evaluation at `stage`,
+        one point per plan, sorted by macs, fid, plan_hash."""
+        with self._reading() as session:
+            row = rows.study_row(session, study)
+            query = (
+                select(Candidate, Evaluation)
+                .join(
+                    Evaluation,
+                    and_(
+                        Evaluation.plan_hash == Candidate.plan_hash,
+                        Evaluation.model == row.model,
+                        Evaluation.spec_hash == row.spec_hash,
+                        Evaluation.stage == stage,
+                        Evaluation.status == "ok",
+                    ),
+                )
+                .where(Candidate.study_id == row.id)
+                .order_by(Candidate.id)
+            )
+            if method is not None:
+                query = query.where(Candidate.method == method)
+            points = merge_duplicates(rows.point(c, e) for c, e in session.execute(query))
+        return sorted(points, key=_point_order)
+
+    def front(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
+        """The study's MACs/FID Pareto front (of one method's candidates if given)."""
+        return pareto_front(self.points(study, method=method, stage=stage))
+
+    def full_model_point(self, study: str) -> Point | None:
+        """The point of the uncompressed model's plan (the first candidate of method "full" with an
+        ok full-stage evaluation), or None."""
+        points = {p.plan_hash: p for p in self.points(study)}
+        for candidate in self.candidates(study, method=FULL_METHOD):
+            if candidate.plan_hash in points:
+                return points[candidate.plan_hash]
+        return None
+
+    def best(
+        self,
+        study: str,
+        *,
+        max_fid: float | None = None,
+        fid_within: float | None = None,
+        max_macs: float | None = None,
+        method: str | None = None,
+    ) -> Point:
+        """The plan chosen by exactly one constraint.
+
+        max_fid: the cheapest plan with fid <= max_fid; fid_within: the cheapest with fid <= the full
+        model's fid + fid_within; max_macs: the lowest-fid plan with macs <= max_macs. Ties go to the
+        lower fid (resp. macs), then the plan hash. StoreError if no plan satisfies the constraint.
+        """
+        check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
+        full_fid = None
+        if fid_within is not None:
+            full = self.full_model_point(study)
+            if full is None or full.fid is None:
+                raise StoreError(
+                    f"study '{study}' has no evaluation of the full (uncompressed) plan to compare "
+                    "--fid-within with; evaluate the full plan first"
+                )
+            full_fid = full.fid
+        where = f"study '{study}'" + ("" if method is None else f" (method {method})")
+        return choose(
+            self.points(study, method=method),
+            where=where,
+            max_fid=max_fid,
+            fid_within=fid_within,
+            full_fid=full_fid,
+            max_macs=max_macs,
+        )
+
+    def plan_json(self, study: str, plan_hash: str) -> str:
+        """The plan file text of one of the study's plans."""
+        with self._reading() as session:
+            study_id = rows.study_row(session, study).id
+            query = select(Candidate.plan_json).where(
+                Candidate.study_id == study_id, Candidate.plan_hash == plan_hash
+            )
+            text = session.scalars(query.order_by(Candidate.id).limit(1)).first()
+        if text is None:
+            raise StoreError(f"study '{study}' has no plan with hash '{plan_hash}'; pick one of its points")
+        return text
+
+    def export_plan(
+        self, study: str, point: Point, path: str | os.PathLike[str], constraint: str
+    ) -> ExportInfo:
+        """Write the point's plan JSON to `path` and record the export, both or neither."""
+        text = self.plan_json(study, point.plan_hash)
+        target = Path(path).expanduser().absolute()
+        with self._writing() as session:
+            row = Export(
+                study_id=rows.study_row(session, study).id,
+                plan_hash=point.plan_hash,
+                path=str(target),
+                constraint=constraint,
+            )
+            session.add(row)
+            session.flush()
+            _write_atomically(target, text)  # last step before COMMIT: a failure rolls the row back
+            return rows.export_info(row, study)
+
+    def exports(self, study: str) -> list[ExportInfo]:
+        """The study's exports, oldest first."""
+        with self._reading() as session:
+            query = select(Export).where(Export.study_id == rows.study_row(session, study).id)
+            return [rows.export_info(row, study) for row in session.scalars(query.order_by(Export.id))]
+
+
+def _point_order(point: Point) -> tuple[bool, float, bool, float, str]:
+    return (point.macs is None, point.macs or 0, point.fid is None, point.fid or 0.0, point.plan_hash)
+
+
+def _new_study(
+    name: str,
+    model: str,
+    spec_json: str,
+    spec_hash: str,
+    model_fingerprint: str | None,
+    objectives: Sequence[str],
+    method: str,
+    notes: str | None,
+) -> Study:
+    if not name.strip():
+        raise StoreError("a study name cannot be empty; pass --study NAME")
+    return Study(
+        name=name,
+        model=model,
+        model_fingerprint=model_fingerprint,
+        spec_json=spec_json,
+        spec_hash=spec_hash,
+        objectives=list(objectives),
+        method=method,
+        notes=notes,
+    )
+
+
+def _check_same_study(row: Study, *, model: str, spec_hash: str) -> None:
+    if row.model != model:
+        raise StoreError(
+            f"study '{row.name}' was created for model '{row.model}', not '{model}'; "
+            "pass another --study name"
+        )
+    if row.spec_hash != spec_hash:
+        raise StoreError(
+            f"study '{row.name}' was created with evaluation spec {row.spec_hash[:12]}, this run's is "
+            f"{spec_hash[:12]} (a study compares plans under one spec); pass another --study name"
+        )
+
+
+def _check_record_fits(plan_hash: str, study: Study, record: EvaluationRecord) -> None:
+    theirs = (record.model, record.spec_hash, record.plan_hash)
+    if theirs != (study.model, study.spec_hash, plan_hash):
+        raise ValueError(
+            f"evaluation of model/spec/plan {theirs} does not belong to candidate {plan_hash} "
+            f"of study '{study.name}' (model {study.model}, spec {study.spec_hash})"
+        )
+
+
+def _put_candidate(
+    session: Session, study: Study, plan_json: str, plan_hash: str, method: str, label: str | None
+) -> Candidate:
+    new = Candidate(study_id=study.id, plan_hash=plan_hash, plan_json=plan_json, method=method, label=label)
+    candidate, _ = rows.insert_or_get(session, new, rows.candidate_query(study.id, method, plan_hash))
+    return candidate
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "x", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as err:
+        with suppress(OSError):
+            temporary.unlink()
+        raise StoreError(
+            f"cannot write the plan to '{path}': {err.strerror or err}; choose a writable path"
+        ) from None
