@@ -73,7 +73,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluators.zoo import resolve
 
     plan = Plan.load(args.plan)  # a malformed plan stops here, before anything is opened
-    resolve(args.model)
+    entry = resolve(args.model)
+    if entry.model_class and entry.model_class != plan.model.model_class:
+        raise CommandError(f"{args.plan} is a plan for a {plan.model.model_class} "
+                           f"('{plan.model.name}') but {args.model} is a {entry.model_class}: "
+                           "use a plan made for this model ('edgediff plan' writes one)")
     study_name = args.study or args.model
     with Store.open(args.db) as store:
         spec, new = _study_spec(store, study_name, args.model, _given_spec(args))

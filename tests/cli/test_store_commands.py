@@ -121,3 +121,12 @@ def test_exit_status_from_a_real_process(tmp_path):
     )
     assert done.returncode == 2 and done.stderr.startswith("edgediff export: error: no edgediff store")
     assert "Traceback" not in done.stderr
+
+
+def test_a_plan_for_another_model_class_writes_nothing(capsys, tmp_path):
+    plan = tmp_path / "unet.json"
+    assert cli(capsys, "plan", "digits-unet", "-o", str(plan), "--steps", "4")[0] == 0
+    db = tmp_path / "store.db"
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(plan),
+                       "--db", f"sqlite:///{db}")
+    assert code == 2 and "is a plan for a UNet2DModel" in err and not db.exists()

@@ -72,7 +72,7 @@ def test_spec_validation_and_hash():
 def test_full_plan_is_the_reference_and_generated_once(dit_subject, fresh_cache):
     evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject)
     full = evaluator.evaluate(evaluator.full_plan)
-    assert dit_subject.generated == SPEC.num_images
+    assert dit_subject.generated == SPEC.num_images + 1  # + one untimed warm-up image
     assert full.mse == 0.0 and full.psnr == PSNR_CAP_DB and full.similarity == 0.0
     assert full.fid is not None and full.fid > 0 and full.num_images == SPEC.num_images
     assert full.macs_per_image == count_macs(dit_subject.denoiser, evaluator.full_plan).total
@@ -82,7 +82,7 @@ def test_full_plan_is_the_reference_and_generated_once(dit_subject, fresh_cache)
     # a second evaluator for the same (model, spec) reuses the run: nothing is generated again
     again = Evaluator("digits-dit", replace(SPEC, batch_size=5), subject=dit_subject)
     assert again.evaluate(again.full_plan, "screen").psnr == PSNR_CAP_DB
-    assert dit_subject.generated == SPEC.num_images
+    assert dit_subject.generated == SPEC.num_images + 1
 
 
 def test_compressed_plan_is_cheaper_deterministic_and_batch_independent(dit_subject, fresh_cache):
