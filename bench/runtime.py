@@ -20,7 +20,6 @@ the same runtime; "no plan" is the bare model, for the cost of installing the id
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from evaluators.cost import count_macs, measure_latency, meta_twin
+from evaluators.cost import count_macs, cpu_name, measure_latency, meta_twin
 from evaluators.plan import AttentionPlan, DeepCache, DepthSkip, Plan, Sampling, full_plan
 from evaluators.runtime import model_ref
 from evaluators.zoo import load_model, load_scheduler
@@ -140,16 +139,6 @@ def table(rows: list[Row]) -> str:
         lines.append(f"| {r.plan} | {fmt_macs(r.macs)} | {ratio} | {r.latency * 1e3:.1f} ms | "
                      f"{speedup:.2f}x | {eff} | {r.spread:.0%} |")
     return "\n".join(lines)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,10 +14,12 @@ meta agree.
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -292,3 +294,14 @@ def measure_latency(model: torch.nn.Module, scheduler: Any, plan: Plan | None = 
         return time_call(lambda: denoise(model, sched, labels, seeds, plan.num_steps,
                                          plan.sampling.guidance_scale),
                          warmup=warmup, repeats=repeats, num_images=num_images)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (what latencies were measured on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evaluators.cost import count_macs
+from evaluators.cost import count_macs, cpu_name
 from evaluators.plan import Plan, full_plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
 from evaluators.runtime import check_plan_fits, model_ref
@@ -115,6 +115,15 @@ class Reference:
     fid_state: dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """A measured stage with its images (kept so the full pass can start after the screen)."""
+
+    evaluation: Evaluation
+    images: torch.Tensor
+    seconds: float
+
+
 # (model name, config fingerprint, spec hash, feature) -> Reference, for this process
 _REFERENCES: dict[tuple[str, str, str, str], Reference] = {}
 
@@ -129,21 +138,11 @@ def environment(device: torch.device) -> tuple[str, dict[str, str]]:
     if device.type == "cuda":
         name = f"cuda: {torch.cuda.get_device_name(device)}"
     else:
-        name = f"cpu: {_cpu_name()} ({torch.get_num_threads()} threads)"
+        name = f"cpu: {cpu_name()} ({torch.get_num_threads()} threads)"
     versions = {"edgediff": __version__, "python": platform.python_version(),
                 "torch": torch.__version__, "diffusers": diffusers.__version__,
                 "torchmetrics": torchmetrics.__version__}
     return name, versions
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class Evaluator:
@@ -230,37 +229,35 @@ class Evaluator:
     # --- candidates ---------------------------------------------------------------------------
     def evaluate(self, plan: Plan, stage: str = "full") -> Evaluation:
         """Evaluate `plan` at `stage` ("screen": first images, fidelity only; "full": with FID)."""
-        return self._evaluate(plan, stage, reuse=None)
+        return self._measure(plan, stage).evaluation
 
     def evaluate_staged(self, plan: Plan) -> list[Evaluation]:
         """The screen (if the spec has one), then the full pass if the plan passes it."""
         if not self.spec.screen_images:
             return [self.evaluate(plan, "full")]
-        screen, images, seconds = self._evaluate(plan, "screen", reuse=None, keep=True)
-        if not screen.passed_screen:
-            return [screen]
-        return [screen, self._evaluate(plan, "full", reuse=(images, seconds))]
+        screen = self._measure(plan, "screen")
+        if not screen.evaluation.passed_screen:
+            return [screen.evaluation]
+        return [screen.evaluation, self._measure(plan, "full", screened=screen).evaluation]
 
-    def _evaluate(self, plan: Plan, stage: str, reuse: tuple[torch.Tensor, float] | None,
-                  keep: bool = False) -> Any:
+    def _measure(self, plan: Plan, stage: str, screened: _Run | None = None) -> _Run:
+        """Generate the stage's images (after those already `screened`) and measure them."""
         check_plan_fits(self.denoiser, plan)
         count = self.spec.stage_images(stage)
         ref = self.reference()
-        started = _now()
         if plan.content_hash() == self.full_plan.content_hash():
             result = self._from_reference(ref, stage, count)
-            return (result, _from_u8(ref.images[:count]), result.latency_per_image_s * count) \
-                if keep else result
-        done, seconds = (reuse if reuse is not None else (torch.empty(0), 0.0))
-        start = done.shape[0]
-        new, more_seconds, _ = self._generate(plan, start, count, stage)
-        images = torch.cat([done, new]) if start else new
+            return _Run(result, _from_u8(ref.images[:count]), result.latency_per_image_s * count)
+        started = _now()
+        done = screened.images if screened is not None else torch.empty(0)
+        seconds = screened.seconds if screened is not None else 0.0
+        new, more_seconds, conditions = self._generate(plan, done.shape[0], count, stage)
+        images = torch.cat([done, new]) if done.shape[0] else new
         seconds += more_seconds
-        conditions = self.subject.conditions(self.spec, count)
         values = fidelity(_from_u8(ref.images[:count]), images)
         fid = self._scorer.score(images) if stage == "full" else None  # type: ignore[union-attr]
         result = self._evaluation(plan, stage, images, seconds, conditions, started, fid, values)
-        return (result, images, seconds) if keep else result
+        return _Run(result, images, seconds)
 
     def _from_reference(self, ref: Reference, stage: str, count: int) -> Evaluation:
         base = ref.evaluation
