@@ -7,7 +7,7 @@ drawn from its own seed, so image k is the same whatever the batch size or the o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -84,8 +84,10 @@ def guided_noise(
 def denoise(
     model: torch.nn.Module, scheduler: object, labels: torch.Tensor | None, seeds: Sequence[int],
     num_inference_steps: int = DEFAULT_STEPS, guidance_scale: float = DEFAULT_GUIDANCE,
+    on_step: Callable[[], None] | None = None,
 ) -> torch.Tensor:
-    """Generate one batch; returns images in the model range [-1, 1]."""
+    """Generate one batch; returns images in the model range [-1, 1]. `on_step` is called after
+    every denoising step (progress)."""
     device = next(model.parameters()).device
     scheduler.set_timesteps(num_inference_steps)
     x = initial_noise(sample_shape(model), seeds).to(device) * scheduler.init_noise_sigma
@@ -94,6 +96,8 @@ def denoise(
     for t in scheduler.timesteps:
         eps = guided_noise(model, x, t.to(device), labels, null, guidance_scale)
         x = scheduler.step(eps, t, x).prev_sample
+        if on_step is not None:
+            on_step()
     return x.clamp(-1.0, 1.0).cpu()
 
 

@@ -9,7 +9,7 @@ A subject generates images for a list of seeds and conditions with a plan applie
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -39,9 +39,10 @@ class Subject(ABC):
     num_classes: int | None = None
 
     @abstractmethod
-    def generate_batch(self, plan: Plan, seeds: Sequence[int],
-                       conditions: Sequence[Condition]) -> torch.Tensor:
-        """Images for these seeds and conditions with `plan` applied, floats in [0, 1]."""
+    def generate_batch(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
+                       on_step: Callable[[], None] | None = None) -> torch.Tensor:
+        """Images for these seeds and conditions with `plan` applied, floats in [0, 1];
+        `on_step` is called after each denoising step where the subject can tell."""
 
     def conditions(self, spec: Any, count: int) -> list[Condition]:
         """The condition of each of the first `count` images of an evaluation spec."""
@@ -57,11 +58,16 @@ class Subject(ABC):
     def generate(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
                  batch_size: int, progress: bool = False, desc: str = "sampling") -> torch.Tensor:
         out = []
-        with tqdm(total=len(seeds), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} img [{elapsed}<{remaining}]"
+        with tqdm(total=len(seeds), desc=desc, disable=not progress, leave=False,
+                  bar_format=bar_format) as bar:
             for start in range(0, len(seeds), batch_size):
-                stop = start + batch_size
-                out.append(self.generate_batch(plan, seeds[start:stop], conditions[start:stop]))
-                bar.update(len(out[-1]))
+                stop = min(start + batch_size, len(seeds))
+                shown = bar.n
+                step = (stop - start) / plan.num_steps  # images' worth of work per denoising step
+                out.append(self.generate_batch(plan, seeds[start:stop], conditions[start:stop],
+                                               on_step=lambda step=step: bar.update(step)))
+                bar.update(shown + (stop - start) - bar.n)  # exact count after each batch
         return torch.cat(out)
 
     def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
@@ -80,14 +86,14 @@ class DigitsSubject(Subject):
         self.name, self.denoiser, self.scheduler = name, model, scheduler
         self._classifier = classifier
 
-    def generate_batch(self, plan: Plan, seeds: Sequence[int],
-                       conditions: Sequence[Condition]) -> torch.Tensor:
+    def generate_batch(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
+                       on_step: Callable[[], None] | None = None) -> torch.Tensor:
         from evaluators.sampling import denoise
 
         labels = torch.tensor(list(conditions), dtype=torch.long)
         with apply_plan(self.denoiser, plan):
             images = denoise(self.denoiser, plan_scheduler(self.scheduler, plan), labels, list(seeds),
-                             plan.num_steps, plan.sampling.guidance_scale)
+                             plan.num_steps, plan.sampling.guidance_scale, on_step)
         return to_unit(images)
 
     def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
@@ -116,8 +122,8 @@ class PipelineSubject(Subject):
         else:
             self.conditioning = "none"
 
-    def generate_batch(self, plan: Plan, seeds: Sequence[int],
-                       conditions: Sequence[Condition]) -> torch.Tensor:
+    def generate_batch(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
+                       on_step: Callable[[], None] | None = None) -> torch.Tensor:
         device = self.denoiser.device
         generators = [torch.Generator(device).manual_seed(s) for s in seeds]
         kwargs: dict[str, Any] = {"num_inference_steps": plan.num_steps, "generator": generators,

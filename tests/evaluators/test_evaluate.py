@@ -30,9 +30,9 @@ class CountingSubject(DigitsSubject):
         super().__init__(*args, **kwargs)
         self.generated = 0
 
-    def generate_batch(self, plan, seeds, conditions):
+    def generate_batch(self, plan, seeds, conditions, on_step=None):
         self.generated += len(seeds)
-        return super().generate_batch(plan, seeds, conditions)
+        return super().generate_batch(plan, seeds, conditions, on_step)
 
 
 @pytest.fixture()

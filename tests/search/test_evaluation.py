@@ -29,11 +29,11 @@ class CountingSubject(DigitsSubject):
         super().__init__(*args, **kwargs)
         self.generated, self.fail = 0, fail
 
-    def generate_batch(self, plan, seeds, conditions):
+    def generate_batch(self, plan, seeds, conditions, on_step=None):
         if self.fail:
             raise RuntimeError("device lost")
         self.generated += len(seeds)
-        return super().generate_batch(plan, seeds, conditions)
+        return super().generate_batch(plan, seeds, conditions, on_step)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
