@@ -8,16 +8,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgediff import __version__, study_cli
+from edgediff.errors import CliError
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
 from evaluators.plan import ATTENTION_METHODS
 from evaluators.spec import FEATURES
 from evaluators.zoo import SHIPPED
 from storage import StoreError
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +49,16 @@ def _guidance(text: str) -> float:
     if value < 1.0:
         raise argparse.ArgumentTypeError(f"{value} is out of range: guidance is >= 1 (1 = off)")
     return value
+
+
+def _class_list(text: str) -> list[int]:
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of labels") from None
+    if not labels or min(labels) < 0:
+        raise argparse.ArgumentTypeError(f"'{text}': give labels >= 0, e.g. 1,7,9")
+    return labels
 
 
 def _command_line() -> str:
@@ -215,7 +222,10 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=_positive_int, help="uncompressed model's steps (new study: 50)")
     p.add_argument("--guidance", type=_guidance, help="uncompressed model's CFG scale (new: 1.5)")
     p.add_argument("--screen-images", type=int, help="images of the cheap first pass (0 = none)")
-    p.add_argument("--screen-min-psnr", type=float, help="PSNR (dB) a plan needs to pass the screen")
+    p.add_argument("--screen-min-psnr", type=_non_negative_float,
+                   help="PSNR (dB) a plan needs to pass the screen")
+    p.add_argument("--classes", type=_class_list, help="class labels to cycle through, e.g. 1,7,9")
+    p.add_argument("--prompts", help="text file, one prompt per line (text-to-image models)")
     p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
     p.add_argument("--feature", choices=FEATURES, help="FID feature space")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
@@ -265,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return func(args)
-    except (CliError, EvaluatorError, StoreError, study_cli.CommandError) as err:
+    except (CliError, EvaluatorError, StoreError) as err:
         print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgediff.errors import CliError
 from edgediff.tables import dumps, giga, number, table
-from storage import Point, Store, describe_constraint
+from storage import NoStoreError, Point, Store, describe_constraint
 
 SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
@@ -15,10 +16,6 @@ SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "screen_min_psnr": "screen_min_psnr", "reference": "reference", "feature": "feature",
 }
 DEFAULT_CACHE = "edgediff-out/cache"
-
-
-class CommandError(Exception):
-    """A user-facing error of these commands (printed as one line, exit status 2)."""
 
 
 # --- plan ------------------------------------------------------------------------------------------
@@ -29,7 +26,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if not out.parent.is_dir():
-        raise CommandError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
     model = load_model(args.model)
     plan = uniform_plan(
         args.model, model, steps=args.steps, guidance_scale=args.guidance, attention=args.attention,
@@ -44,54 +41,73 @@ def cmd_plan(args: argparse.Namespace) -> int:
 # --- evaluate --------------------------------------------------------------------------------------
 
 def _given_spec(args: argparse.Namespace) -> dict[str, Any]:
-    return {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
-            if getattr(args, opt) is not None}
+    given = {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
+             if getattr(args, opt) is not None}
+    if args.classes is not None:
+        given["classes"] = tuple(args.classes)
+    if args.prompts is not None:
+        try:
+            lines = Path(args.prompts).read_text().splitlines()
+        except OSError as err:
+            raise CliError(f"cannot read prompts file '{args.prompts}' ({err.strerror}): give "
+                               "a text file with one prompt per line") from None
+        given["prompts"] = tuple(line.strip() for line in lines if line.strip())
+    return given
 
 
-def _study_spec(store: Store, name: str, model: str, given: dict[str, Any]) -> tuple[Any, bool]:
-    """The spec of study `name`: the stored one (options may not contradict it), or a new one."""
+def _existing_study(url: str | None, name: str) -> Any:
+    """The study called `name` if the store exists and has it (nothing is created)."""
+    try:
+        with Store.open(url, create=False) as store:
+            return store.find_study(name)
+    except NoStoreError:
+        return None
+
+
+def _study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
+    """The spec of an existing study (options may not contradict it), or a new spec."""
     from evaluators.spec import EvalSpec
 
-    known = {s.name for s in store.list_studies()}
-    if name not in known:
-        return EvalSpec(**given), True
-    study = store.get_study(name)
+    if study is None:
+        return EvalSpec(**given)
     if study.model != model:
-        raise CommandError(f"study '{name}' evaluates {study.model}, not {model}: pass --model "
+        raise CliError(f"study '{name}' evaluates {study.model}, not {model}: pass --model "
                            f"{study.model} or another --study name")
     spec = EvalSpec.from_json(study.spec_json)
     clash = {f: v for f, v in given.items() if getattr(spec, f) != v}
     if clash:
         field, value = next(iter(clash.items()))
-        raise CommandError(f"study '{name}' was created with {field}={getattr(spec, field)!r}, not "
+        raise CliError(f"study '{name}' was created with {field}={getattr(spec, field)!r}, not "
                            f"{value!r}: leave the option out or use another --study name")
-    return spec, False
+    return spec
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Everything that can be wrong with the input is checked before the store is written."""
+    from evaluators.evaluate import Evaluator
     from evaluators.plan import Plan
+    from evaluators.runtime import check_plan_fits
     from evaluators.zoo import resolve
+    from search.evaluation import evaluate_candidate, open_study
 
-    plan = Plan.load(args.plan)  # a malformed plan stops here, before anything is opened
+    plan = Plan.load(args.plan)
     entry = resolve(args.model)
     if entry.model_class and entry.model_class != plan.model.model_class:
-        raise CommandError(f"{args.plan} is a plan for a {plan.model.model_class} "
+        raise CliError(f"{args.plan} is a plan for a {plan.model.model_class} "
                            f"('{plan.model.name}') but {args.model} is a {entry.model_class}: "
                            "use a plan made for this model ('edgediff plan' writes one)")
     study_name = args.study or args.model
+    existing = _existing_study(args.db, study_name)  # an unreachable store fails here
+    spec = _study_spec(existing, study_name, args.model, _given_spec(args))
+    evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
+                          progress=not args.json)
+    check_plan_fits(evaluator.denoiser, plan)
+    evaluator.subject.conditions(spec, 1)  # a text-to-image model needs prompts
+    if existing is None and not args.json:
+        print(f"new study '{study_name}': evaluating the uncompressed model first "
+              f"({spec.num_images} images)")
+    evaluator.reference()  # a bad reference set or feature network fails before any write
     with Store.open(args.db) as store:
-        spec, new = _study_spec(store, study_name, args.model, _given_spec(args))
-        from evaluators.evaluate import Evaluator
-        from search.evaluation import evaluate_candidate, open_study
-
-        evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
-                              progress=not args.json)
-        from evaluators.runtime import check_plan_fits
-
-        check_plan_fits(evaluator.denoiser, plan)  # before the study is created
-        if new and not args.json:
-            print(f"new study '{study_name}': evaluating the uncompressed model first "
-                  f"({spec.num_images} images)")
         study = open_study(store, study_name, evaluator)
         outcome = evaluate_candidate(store, study, evaluator, plan, method=args.method,
                                      label=args.label)
@@ -191,7 +207,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = describe_constraint(**given)
     out = Path(args.out)
     if not out.parent.is_dir():
-        raise CommandError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
     with Store.open(args.db, create=False) as store:
         point = store.best(args.study, method=args.method, **given)
         Plan.from_json(store.plan_json(args.study, point.plan_hash))  # what is exported loads

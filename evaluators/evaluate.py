@@ -5,10 +5,11 @@
     result.macs_per_image, result.latency_per_image_s, result.fid, result.psnr
 
 The uncompressed model (the plan with every technique off, at the spec's steps and guidance) is
-generated once per (model, spec) on the spec's seeds: its images are the fidelity reference and its
-own numbers are the full model's evaluation. They are kept in memory for the process and, with a
-`cache_dir`, in a safetensors file that later processes (search workers) reuse, together with the
-FID reference statistics.
+generated once per measurement (`Evaluator.spec_hash`: the spec, the model's weights, the device
+type, the feature network and the reference set) on the spec's seeds: its images are the fidelity
+reference and its own numbers are the full model's evaluation. They are kept in memory for the
+process and, with a `cache_dir`, in a safetensors file that later processes (search workers)
+reuse, together with the FID reference statistics.
 
 Multi-fidelity: with `spec.screen_images`, `evaluate(plan, "screen")` generates only the first
 images and measures fidelity (no FID); `evaluate_staged` runs the screen, stops there when the
@@ -18,12 +19,14 @@ screened images (image k depends only on its seed).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,7 +52,9 @@ class Evaluation:
 
     Attributes:
         model: the model's name.
-        plan_hash, spec_hash: content hashes of the plan and the spec (the evaluation's identity).
+        plan_hash: the plan's content hash.
+        spec_hash: the measurement's hash (`Evaluator.spec_hash`: the spec, the model's config and
+            weights, the device type, the FID feature network and the reference set).
         stage: "screen" (first images, fidelity only) or "full" (all images, FID).
         num_images: images generated for this stage.
         macs_per_image: MACs that execute to generate one image (every step, both CFG halves),
@@ -124,7 +129,7 @@ class _Run:
     seconds: float
 
 
-# (model name, config fingerprint, spec hash, feature) -> Reference, for this process
+# measurement hash (Evaluator.spec_hash) -> the uncompressed model's run, for this process
 _REFERENCES: dict[tuple[str, str, str, str], Reference] = {}
 
 
@@ -178,28 +183,50 @@ class Evaluator:
             n_layers = len(self_attention_layers(self.denoiser))
         self.full_plan = full_plan(model_ref(self.denoiser, model), spec.num_inference_steps,
                                    spec.guidance_scale, n_layers)
-        self.spec_hash = spec.content_hash()
-        feature_name = spec.feature if feature is None else f"custom:{type(feature).__name__}"
-        self._key = (model, self.full_plan.model.fingerprint or "", self.spec_hash, feature_name)
+        self.spec_hash = self._measurement_hash()
+
+    def _measurement_hash(self) -> str:
+        """What the numbers depend on beyond the plan: the spec, the model's name, config and
+        weights, the device type, the FID feature network and the reference set. Evaluations are
+        stored and reused under this hash (the store's `spec_hash`), and the uncompressed model's
+        run is cached under it, so retrained weights or another feature space never reuse old
+        numbers."""
+        parts = {
+            "spec": self.spec.content_hash(),
+            "model": self.model,
+            "config": self.full_plan.model.fingerprint,
+            "weights": weights_digest(self.denoiser),
+            "device": self.device.type,
+            "feature": self.spec.feature if self._feature_override is None
+            else _feature_digest(self._feature_override),
+            "reference": None if self._reference_override is None
+            else _tensor_digest(self._reference_override),
+        }
+        if self.spec.feature == "digits" and self._feature_override is None:
+            from evaluators.zoo import load_model
+
+            parts["feature_weights"] = weights_digest(load_model("digits-classifier"))
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     # --- the uncompressed model ---------------------------------------------------------------
     def reference(self) -> Reference:
         """The uncompressed model's run: generated once, then from memory or the cache file."""
-        ref = _REFERENCES.get(self._key)
+        ref = _REFERENCES.get(self.spec_hash)
         if ref is None:
             ref = self._load_cached() or self._run_reference()
-            _REFERENCES[self._key] = ref
+            _REFERENCES[self.spec_hash] = ref
         if self._scorer is None:
             self._scorer = self._new_scorer(with_reference=False)
             self._scorer.load_reference_state(ref.fid_state)
         return ref
 
     def _run_reference(self) -> Reference:
+        # The reference set and feature network first: a bad one fails before any generation.
+        scorer = self._scorer or self._new_scorer(with_reference=True)
+        self._scorer = scorer
         started = _now()
         count = self.spec.num_images
         images, seconds, conditions = self._generate(self.full_plan, 0, count, "reference")
-        scorer = self._scorer or self._new_scorer(with_reference=True)
-        self._scorer = scorer
         evaluation = self._evaluation(
             self.full_plan, "full", images, seconds, conditions, started,
             fid=scorer.score(images), fidelity_values=fidelity(images, images),
@@ -231,14 +258,25 @@ class Evaluator:
         """Evaluate `plan` at `stage` ("screen": first images, fidelity only; "full": with FID)."""
         return self._measure(plan, stage).evaluation
 
-    def evaluate_staged(self, plan: Plan) -> list[Evaluation]:
-        """The screen (if the spec has one), then the full pass if the plan passes it."""
+    def evaluate_staged(self, plan: Plan,
+                        on_result: Callable[[Evaluation], None] | None = None) -> list[Evaluation]:
+        """The screen (if the spec has one), then the full pass if the plan passes it.
+        `on_result` is called with each stage's evaluation as soon as it is measured."""
+        stages: list[Evaluation] = []
+
+        def done(run: _Run) -> _Run:
+            stages.append(run.evaluation)
+            if on_result is not None:
+                on_result(run.evaluation)
+            return run
+
         if not self.spec.screen_images:
-            return [self.evaluate(plan, "full")]
-        screen = self._measure(plan, "screen")
-        if not screen.evaluation.passed_screen:
-            return [screen.evaluation]
-        return [screen.evaluation, self._measure(plan, "full", screened=screen).evaluation]
+            done(self._measure(plan, "full"))
+            return stages
+        screen = done(self._measure(plan, "screen"))
+        if screen.evaluation.passed_screen:
+            done(self._measure(plan, "full", screened=screen))
+        return stages
 
     def _measure(self, plan: Plan, stage: str, screened: _Run | None = None) -> _Run:
         """Generate the stage's images (after those already `screened`) and measure them."""
@@ -248,11 +286,11 @@ class Evaluator:
         if plan.content_hash() == self.full_plan.content_hash():
             result = self._from_reference(ref, stage, count)
             return _Run(result, _from_u8(ref.images[:count]), result.latency_per_image_s * count)
-        started = _now()
+        started = screened.evaluation.started_at if screened is not None else _now()
         done = screened.images if screened is not None else torch.empty(0)
         seconds = screened.seconds if screened is not None else 0.0
         new, more_seconds, conditions = self._generate(plan, done.shape[0], count, stage)
-        images = torch.cat([done, new]) if done.shape[0] else new
+        images = torch.cat([t for t in (done, new) if t.numel()])
         seconds += more_seconds
         values = fidelity(_from_u8(ref.images[:count]), images)
         fid = self._scorer.score(images) if stage == "full" else None  # type: ignore[union-attr]
@@ -275,12 +313,21 @@ class Evaluator:
         if not self._warm:  # one untimed image first: one-time start-up costs are nobody's latency
             self.subject.generate_batch(self.full_plan, seeds[:1], conditions[:1])
             self._warm = True
-        _sync(self.device)
-        began = time.perf_counter()
-        images = self.subject.generate(plan, seeds[start:stop], conditions[start:stop],
-                                       self.spec.batch_size, self.progress, desc)
-        _sync(self.device)
-        seconds = time.perf_counter() - began
+        # Batches on the reference run's grid (0, B, 2B, ...), so latencies compare like for like;
+        # after a screen of S images the first batch is the rest of batch 0.
+        size = self.spec.batch_size
+        edges = [start, *range((start // size + 1) * size, stop, size), stop]
+        parts, seconds = [], 0.0
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            if lo == hi:
+                continue
+            _sync(self.device)
+            began = time.perf_counter()
+            parts.append(self.subject.generate(plan, seeds[lo:hi], conditions[lo:hi], size,
+                                               self.progress, desc))
+            _sync(self.device)
+            seconds += time.perf_counter() - began
+        images = torch.cat(parts) if parts else torch.empty(0)
         return _from_u8(_to_u8(images)), seconds, conditions
 
     def macs(self, plan: Plan) -> tuple[int, dict[str, Any]]:
@@ -300,7 +347,7 @@ class Evaluator:
         count = images.shape[0]
         extra: dict[str, Any] = {**detail, "batch_size": self.spec.batch_size}
         if self._feature_override is not None:
-            extra["feature"] = self._key[3]
+            extra["feature"] = _feature_digest(self._feature_override)
         if stage == "screen":
             floor = self.spec.screen_min_psnr
             extra["passed_screen"] = floor is None or fidelity_values["psnr"] >= floor
@@ -320,10 +367,8 @@ class Evaluator:
     def _cache_path(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        model, fingerprint, spec_hash, feature = self._key
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_")
-        feat = re.sub(r"[^A-Za-z0-9]+", "_", feature)
-        return self.cache_dir / f"reference-{slug}-{fingerprint}-{spec_hash[:16]}-{feat}.safetensors"
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")[:40]
+        return self.cache_dir / f"reference-{slug}-{self.spec_hash[:24]}.safetensors"
 
     def _load_cached(self) -> Reference | None:
         path = self._cache_path()
@@ -339,9 +384,9 @@ class Evaluator:
         except Exception:  # noqa: BLE001 - a damaged cache file is regenerated, not trusted
             return None
         images = tensors.pop("images")
-        if images.shape[0] != self.spec.num_images or evaluation.spec_hash != self.spec_hash:
-            return None
-        return Reference(images, evaluation, tensors)
+        expected = (self.model, self.spec_hash, self.full_plan.content_hash(), self.spec.num_images)
+        found = (evaluation.model, evaluation.spec_hash, evaluation.plan_hash, images.shape[0])
+        return Reference(images, evaluation, tensors) if found == expected else None
 
     def _save_cached(self, ref: Reference) -> None:
         path = self._cache_path()
@@ -390,3 +435,27 @@ def _sync(device: torch.device) -> None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def weights_digest(model: nn.Module, sample: int = 4096) -> str:
+    """A short digest of a model's weights: every tensor's name, shape and an evenly strided
+    sample of its values (cheap for billion-parameter models, and any retraining changes it)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        if tensor.device.type != "meta" and tensor.numel():
+            flat = tensor.detach().reshape(-1)
+            step = max(1, flat.numel() // sample)
+            digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _feature_digest(feature: nn.Module | int) -> str:
+    if isinstance(feature, int):
+        return f"inception-{feature}"
+    return f"custom:{type(feature).__name__}:{weights_digest(feature)}"
+
+
+def _tensor_digest(images: torch.Tensor) -> str:
+    data = images.detach().float().cpu().contiguous().numpy().tobytes()
+    return f"{tuple(images.shape)}:{hashlib.sha256(data).hexdigest()[:16]}"

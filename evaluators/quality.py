@@ -37,7 +37,9 @@ class FIDScorer:
                 feature=feature, normalize=True, reset_real_features=False
             )
         except Exception as err:  # noqa: BLE001 - torch-fidelity missing or its weights unreachable
-            raise _inception_error(err) from err
+            if isinstance(feature, int):
+                raise _inception_error(err) from err
+            raise
         if reference is not None:
             for batch in reference.split(batch_size):
                 self.metric.update(batch, real=True)
@@ -63,7 +65,7 @@ def _inception_error(err: Exception) -> EvaluatorError:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
     return EvaluatorError(
         f"InceptionV3 FID features are not available ({first}): install torch-fidelity "
-        "(pip install torch-fidelity) and, on a machine without internet, copy its weights file "
+        "(pip install 'edgediff[inception]') and, on a machine without internet, copy its weights file "
         "pt_inception-2015-12-05-6726825d.pth into $TORCH_HOME/hub/checkpoints"
     )
 

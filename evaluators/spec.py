@@ -1,9 +1,10 @@
 """The evaluation spec: what a candidate plan is measured on (torch-free, like the plan).
 
 A spec fixes the images (count, seeds, classes or prompts), the uncompressed model's sampling (the
-reference every plan is compared with), the reference image set and the FID feature space, and the
-multi-fidelity stages. Its `content_hash` identifies the measurement: two evaluations of the same
-plan under specs with the same hash are the same evaluation (the store reuses them).
+reference every plan is compared with), the reference image set and the FID feature space, the
+multi-fidelity stages and the batch size. Its `content_hash` is part of an evaluation's identity
+(`evaluators.evaluate.Evaluator.spec_hash` adds the model's weights, the device and the feature
+network): two evaluations of the same plan with the same identity are the same evaluation.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class EvalSpec:
         screen_images: images of the cheap first pass (fidelity only, no FID); 0 = no first pass.
         screen_min_psnr: a plan whose first pass reads below this PSNR (dB) against the
             uncompressed model is not given the full pass; None = every plan gets it.
-        batch_size: images denoised together (memory only; not part of the hash).
+        batch_size: images denoised together: the images do not depend on it, latency and
+            MACs per generation do.
     """
 
     num_images: int = 200
@@ -108,9 +110,8 @@ class EvalSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def content_hash(self) -> str:
-        """Hash of everything that changes a measurement (the batch size does not)."""
+        """Hash of every field (the batch size changes latency, though not the images)."""
         body = self.to_dict()
-        body.pop("batch_size")
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     @classmethod

@@ -50,8 +50,8 @@ class Subject(ABC):
             return list(spec.labels(count, self.num_classes or 1))
         if self.conditioning == "prompt":
             if spec.prompts is None:
-                raise ModelLoadError(f"'{self.name}' is a text-to-image model: give the "
-                                     "evaluation spec some prompts")
+                raise ModelLoadError(f"'{self.name}' is a text-to-image model: give prompts "
+                                     "(--prompts FILE, or EvalSpec(prompts=...))")
             return list(spec.prompt_list(count))
         return [None] * count
 

@@ -38,8 +38,11 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
                             "transformer: use --attention")
         from evaluators.runtime.attention import self_attention_layers
 
+        if attention is not None and not 1 <= from_step < steps:
+            raise PlanError(f"--from-step {from_step} is out of range: give 1 to {steps - 1} "
+                            f"(step 0 is always full; the plan has {steps} steps)")
         method = attention or "full"
-        row = ["full" if t < max(from_step, 1) else method for t in range(steps)]
+        row = ["full" if t < from_step else method for t in range(steps)]
         data["attention"] = {"methods": [row] * len(self_attention_layers(model))}
         if window is not None:
             data["attention"]["window"] = {"left": window, "right": window}
@@ -47,6 +50,8 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
         if attention is not None:
             raise PlanError(f"attention methods are for transformers; '{name}' is a U-Net: use "
                             "--deepcache-branch/--interval or --drop-levels")
+        if interval != 1 and deepcache_branch is None:
+            raise PlanError("--interval needs --deepcache-branch (the skip branch to cache at)")
         if deepcache_branch is not None:
             data["deepcache"] = {"branch": deepcache_branch, "interval": interval}
         if drop_levels is not None:

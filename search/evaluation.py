@@ -13,12 +13,18 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from evaluators.errors import EvaluatorError
 from evaluators.evaluate import Evaluation, Evaluator
 from evaluators.plan import Plan
-from evaluators.spec import EvalSpec
-from storage import CandidateInfo, EvaluationInfo, EvaluationRecord, Store, StudyInfo
-
-FULL_METHOD = "full"  # the method name of the uncompressed model's plan in every study
+from storage import (
+    FULL_METHOD,
+    CandidateInfo,
+    EvaluationInfo,
+    EvaluationRecord,
+    Store,
+    StoreError,
+    StudyInfo,
+)
 
 
 @dataclass(frozen=True)
@@ -41,15 +47,12 @@ class Outcome:
         return self.evaluations[-1]
 
 
-def study_spec(study: StudyInfo) -> EvalSpec:
-    return EvalSpec.from_json(study.spec_json)
-
-
 def open_study(store: Store, name: str, evaluator: Evaluator, *, method: str = "manual",
                notes: str | None = None) -> StudyInfo:
     """The study `name` for the evaluator's model and spec (created if new); its uncompressed
     model's plan is a candidate of method "full", evaluated, so fronts and "within +X of the full
     model" have their reference."""
+    evaluator.reference()  # a bad reference set or feature fails here, before the study exists
     study, _ = store.get_or_create_study(
         name, model=evaluator.model, spec_json=evaluator.spec.to_json(),
         spec_hash=evaluator.spec_hash, model_fingerprint=evaluator.full_plan.model.fingerprint,
@@ -78,28 +81,33 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
                                         method=method, label=label)
         return Outcome(candidate, stored, reused=True)
     worker = worker or socket.gethostname()
-    started = datetime.now(timezone.utc)
-    try:
-        results = evaluator.evaluate_staged(plan)
-    except Exception as err:
-        record = EvaluationRecord(
-            model=study.model, spec_hash=study.spec_hash, plan_hash=plan_hash, status="failed",
-            num_images=evaluator.spec.num_images, device=str(evaluator.device),
-            error=_error_text(err), started_at=started, finished_at=datetime.now(timezone.utc),
-            worker=worker,
-        )
-        store.record_candidate_evaluation(study.name, plan_json=plan_json, plan_hash=plan_hash,
-                                          method=method, label=label, record=record)
-        raise
-    infos = []
-    candidate = None
-    for result in results:
-        candidate, info = store.record_candidate_evaluation(
+    recorded: list[EvaluationInfo] = []
+    candidate: list[CandidateInfo] = []
+
+    def record(result: Evaluation) -> None:  # each stage is stored as soon as it is measured
+        cand, info = store.record_candidate_evaluation(
             study.name, plan_json=plan_json, plan_hash=plan_hash, method=method, label=label,
             record=to_record(result, worker))
-        infos.append(info)
-    assert candidate is not None
-    return Outcome(candidate, tuple(infos), reused=False)
+        candidate[:] = [cand]
+        recorded.append(info)
+
+    started = datetime.now(timezone.utc)
+    try:
+        evaluator.evaluate_staged(plan, on_result=record)
+    except (EvaluatorError, StoreError):
+        raise  # bad input or an unreachable store: nothing to record
+    except Exception as err:
+        stage = "full" if recorded or not evaluator.spec.screen_images else "screen"
+        failure = EvaluationRecord(
+            model=study.model, spec_hash=study.spec_hash, plan_hash=plan_hash, stage=stage,
+            status="failed", num_images=evaluator.spec.stage_images(stage),
+            device=str(evaluator.device), error=_error_text(err), started_at=started,
+            finished_at=datetime.now(timezone.utc), worker=worker,
+        )
+        store.record_candidate_evaluation(study.name, plan_json=plan_json, plan_hash=plan_hash,
+                                          method=method, label=label, record=failure)
+        raise
+    return Outcome(candidate[0], tuple(recorded), reused=False)
 
 
 def _stored(store: Store, study: StudyInfo, plan_hash: str,

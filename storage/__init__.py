@@ -6,7 +6,7 @@ holds the MACs/FID front. Problems a user can fix are one-line `StoreError`s.
 """
 
 from storage.choose import describe_constraint
-from storage.errors import StoreError
+from storage.errors import NoStoreError, StoreError
 from storage.pareto import Point, hypervolume_2d, pareto_front
 from storage.records import (
     CandidateInfo,
@@ -17,17 +17,19 @@ from storage.records import (
     StudySummary,
 )
 from storage.schema import SCHEMA_HEAD
-from storage.store import Store
+from storage.store import FULL_METHOD, Store
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "FULL_METHOD",
     "SCHEMA_HEAD",
     "CandidateInfo",
     "EvaluationInfo",
     "EvaluationRecord",
     "ExportInfo",
+    "NoStoreError",
     "Point",
     "Store",
     "StoreError",

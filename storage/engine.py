@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from storage.errors import StoreError
+from storage.errors import NoStoreError, StoreError
 from storage.url import parse_url, redact
 
 WRITE = "edgediff_write"  # execution option: this connection's transactions will write
@@ -71,7 +71,7 @@ def _prepare_sqlite_file(parsed: URL, url: str, *, create: bool) -> None:
     path = Path(database)
     if not create:
         if not path.is_file():
-            raise StoreError(no_store_message(url))
+            raise NoStoreError(no_store_message(url))
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

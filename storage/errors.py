@@ -8,3 +8,7 @@ class StoreError(Exception):
 
     The CLI prints the message and exits with status 2.
     """
+
+
+class NoStoreError(StoreError):
+    """The URL reaches a database (or names a SQLite file) that holds no edgediff store yet."""

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from storage.engine import WRITE, first_line, no_store_message, use_wal_journal
-from storage.errors import StoreError
+from storage.errors import NoStoreError, StoreError
 from storage.url import redact
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def ensure_schema(engine: Engine, url: str, *, create: bool) -> None:
     if revisions == {SCHEMA_HEAD}:
         return
     if revisions is None and not create:
-        raise StoreError(no_store_message(url))
+        raise NoStoreError(no_store_message(url))
     _refuse_newer(revisions)
     try:
         _upgrade(engine)

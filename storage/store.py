@@ -138,6 +138,12 @@ class Store:
                 _check_same_study(row, model=model, spec_hash=spec_hash)
             return rows.study_info(row), created
 
+    def find_study(self, name: str) -> StudyInfo | None:
+        """The study called `name`, or None."""
+        with self._reading() as session:
+            row = session.scalars(select(Study).where(Study.name == name)).first()
+            return None if row is None else rows.study_info(row)
+
     def get_study(self, name: str) -> StudyInfo:
         """The study called `name`; StoreError listing the known studies if there is none."""
         with self._reading() as session:

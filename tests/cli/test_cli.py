@@ -17,7 +17,8 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("models", "demo", "zoo-report", "train"):
+    for command in ("models", "demo", "zoo-report", "train", "plan", "evaluate", "studies", "front",
+                    "export"):
         assert command in out.stdout
 
 

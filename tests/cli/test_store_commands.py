@@ -85,9 +85,18 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):
     code, _, err = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(bad),
                        "--db", f"sqlite:///{db}")
     assert code == 2 and "missing field(s) 'sampling'" in err and err.count("\n") == 1
-    code, _, err = cli(capsys, "evaluate", "--model", "digits-gan", "--plan", str(bad),
+    good = tmp_path / "good.json"
+    assert cli(capsys, "plan", "digits-dit", "-o", str(good), "--steps", "4")[0] == 0
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-gan", "--plan", str(good),
                        "--db", f"sqlite:///{db}")
-    assert code == 2 and err.count("\n") == 1
+    assert code == 2 and "unknown model 'digits-gan'" in err and err.count("\n") == 1
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(good),
+                       "--images", "4", "--screen-images", "9", "--db", f"sqlite:///{db}")
+    assert code == 2 and "spec.screen_images: 9 is out of range" in err
+    code, _, err = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(good),
+                       "--images", "4", "--steps", "4", "--reference", str(tmp_path / "none"),
+                       "--db", f"sqlite:///{db}", "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and "reference image folder" in err and "does not exist" in err
     code, _, err = cli(capsys, "front", "nope", "--db", f"sqlite:///{db}")
     assert code == 2 and "no edgediff store" in err
     assert not db.exists()  # nothing was created by any of these

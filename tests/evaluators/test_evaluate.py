@@ -64,8 +64,8 @@ def test_spec_validation_and_hash():
         EvalSpec.from_dict({"colour": 1})
     spec = EvalSpec(num_images=10, classes=[3, 4])
     assert EvalSpec.from_json(spec.to_json()) == spec
-    assert replace(spec, batch_size=3).content_hash() == spec.content_hash()
     assert replace(spec, seed=1).content_hash() != spec.content_hash()
+    assert replace(spec, batch_size=3).content_hash() != spec.content_hash()  # latency differs
     assert spec.labels(5, 10) == [3, 4, 3, 4, 3]
 
 
@@ -79,8 +79,9 @@ def test_full_plan_is_the_reference_and_generated_once(dit_subject, fresh_cache)
     assert full.macs_per_generation == full.macs_per_image * SPEC.batch_size
     assert full.latency_per_image_s > 0 and full.device.startswith("cpu")
     assert set(full.versions) >= {"torch", "diffusers", "torchmetrics", "edgediff"}
-    # a second evaluator for the same (model, spec) reuses the run: nothing is generated again
-    again = Evaluator("digits-dit", replace(SPEC, batch_size=5), subject=dit_subject)
+    # a second evaluator for the same measurement reuses the run: nothing is generated again
+    again = Evaluator("digits-dit", SPEC, subject=dit_subject)
+    assert again.spec_hash == evaluator.spec_hash
     assert again.evaluate(again.full_plan, "screen").psnr == PSNR_CAP_DB
     assert dit_subject.generated == SPEC.num_images + 1
 
@@ -92,7 +93,7 @@ def test_compressed_plan_is_cheaper_deterministic_and_batch_independent(dit_subj
     full = evaluator.evaluate(evaluator.full_plan)
     assert first.macs_per_image < full.macs_per_image
     assert first.mse > 0 and first.psnr < PSNR_CAP_DB and first.similarity > 0
-    assert first.plan_hash == plan.content_hash() and first.spec_hash == SPEC.content_hash()
+    assert first.plan_hash == plan.content_hash() and first.spec_hash == evaluator.spec_hash
     second = Evaluator("digits-dit", replace(SPEC, batch_size=5), subject=dit_subject).evaluate(plan)
     assert (second.fid, second.mse, second.similarity, second.class_accuracy) == (
         first.fid, first.mse, first.similarity, first.class_accuracy)
@@ -166,10 +167,50 @@ def test_dit_pipeline_subject_with_a_passed_in_feature(fresh_cache):
     assert mixed.extra["feature"].startswith("custom:")
 
 
-def test_inception_features_offline_fail_with_a_clear_message(dit_subject, fresh_cache):
+def test_inception_features_offline_fail_with_a_clear_message(dit_subject, fresh_cache,
+                                                              monkeypatch):
+    def offline(*args, **kwargs):  # what torchmetrics raises without torch-fidelity or its weights
+        raise ModuleNotFoundError("FrechetInceptionDistance metric requires that `Torch-fidelity` "
+                                  "is installed.")
+
+    monkeypatch.setattr("evaluators.quality.FrechetInceptionDistance", offline)
     evaluator = Evaluator("digits-dit", replace(SPEC, feature="inception"), subject=dit_subject)
     with pytest.raises(EvaluatorError, match=r"InceptionV3 FID features are not available .*torch-fidelity"):
         evaluator.reference()
+    assert dit_subject.generated == 0  # it failed before generating anything
+
+
+def test_measurement_identity_covers_weights_features_and_references(dit, classifier, fresh_cache,
+                                                                     tmp_path):
+    base = Evaluator("digits-dit", SPEC, subject=DigitsSubject("digits-dit", dit, None, classifier))
+    tweaked = type(dit).from_config(dit.config)
+    tweaked.load_state_dict(dit.state_dict())
+    with torch.no_grad():
+        tweaked.proj_out_2.bias.add_(1e-3)
+    other = Evaluator("digits-dit", SPEC,
+                      subject=DigitsSubject("digits-dit", tweaked.eval(), None, classifier))
+    assert other.spec_hash != base.spec_hash  # retrained weights never reuse old numbers
+    feature = torch.nn.Flatten()
+    real = torch.rand(8, 1, 16, 16)
+    with_feature = Evaluator("digits-dit", SPEC, subject=base.subject, feature=feature)
+    with_refs = Evaluator("digits-dit", SPEC, subject=base.subject, feature=feature,
+                          reference_images=real)
+    other_refs = Evaluator("digits-dit", SPEC, subject=base.subject, feature=feature,
+                           reference_images=real + 0.5)
+    hashes = {e.spec_hash for e in (base, with_feature, with_refs, other_refs)}
+    assert len(hashes) == 4
+
+
+def test_a_cache_file_of_another_measurement_is_not_used(dit_subject, fresh_cache, tmp_path):
+    evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path)
+    evaluator.reference()
+    (path,) = tmp_path.glob("reference-*.safetensors")
+    other = Evaluator("digits-dit", replace(SPEC, seed=5), subject=dit_subject, cache_dir=tmp_path)
+    path.rename(other._cache_path())  # a file under the right name but with another run inside
+    ev._REFERENCES.clear()
+    generated = dit_subject.generated
+    ref = other.reference()
+    assert dit_subject.generated > generated and ref.evaluation.spec_hash == other.spec_hash
 
 
 def test_reference_image_folder(tmp_path):

@@ -17,7 +17,7 @@ from evaluators.spec import EvalSpec
 from evaluators.subjects import DigitsSubject
 from evaluators.zoo import load_scheduler
 from search.evaluation import evaluate_candidate, open_study
-from storage import Store, pareto_front
+from storage import Store
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, screen_min_psnr=12.0,
                 batch_size=12)
@@ -25,12 +25,12 @@ METHODS = ("wars", "wars+asc", "full+asc", "ast")
 
 
 class CountingSubject(DigitsSubject):
-    def __init__(self, *args, fail: bool = False, **kwargs):
+    def __init__(self, *args, fail: bool = False, fail_from_seed: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.generated, self.fail = 0, fail
+        self.generated, self.fail, self.fail_from_seed = 0, fail, fail_from_seed
 
     def generate_batch(self, plan, seeds, conditions, on_step=None):
-        if self.fail:
+        if self.fail or (self.fail_from_seed is not None and max(seeds) >= self.fail_from_seed):
             raise RuntimeError("device lost")
         self.generated += len(seeds)
         return super().generate_batch(plan, seeds, conditions, on_step)
@@ -72,9 +72,12 @@ def test_shipped_dit_study_front_and_export(db_url, subject, tmp_path):
         for o in outcomes.values():
             assert o.evaluations[0].stage == "screen" and not o.reused
             assert (o.final.stage == "full") == (o.evaluations[0].psnr >= SPEC.screen_min_psnr)
-        # the front is what the measurements say, and cheaper than the full model
-        measured = {(p.macs, p.fid) for p in pareto_front(points)}
-        assert {(p.macs, p.fid) for p in front} == measured
+        assert passed, "no plan passed the screen: the front below would be trivial"
+        # the front is exactly the undominated measurements (checked by brute force)
+        def dominated(p):
+            return any(q.macs <= p.macs and q.fid <= p.fid and (q.macs, q.fid) != (p.macs, p.fid)
+                       for q in points)
+        assert {p.plan_hash for p in front} == {p.plan_hash for p in points if not dominated(p)}
         assert min(p.macs for p in front) < full.macs
         # "cheapest plan with FID within +X of the full model"
         slack = max(p.fid for p in points) - full.fid + 1.0
@@ -120,11 +123,24 @@ def test_failures_are_recorded_and_bad_plans_write_nothing(db_url, subject, unet
         failing = Evaluator("digits-dit", SPEC, subject=broken)
         with pytest.raises(RuntimeError, match="device lost"):
             evaluate_candidate(store, study, failing, plan, method="manual")
-        failed = store.find_evaluation(model="digits-dit", spec_hash=SPEC.content_hash(),
-                                       plan_hash=plan.content_hash(), stage="full")
-        assert failed.status == "failed" and "device lost" in failed.error
+        failed = store.find_evaluation(model="digits-dit", spec_hash=study.spec_hash,
+                                       plan_hash=plan.content_hash(), stage="screen")
+        assert failed.status == "failed" and "device lost" in failed.error  # the stage that failed
+        assert failed.num_images == SPEC.screen_images
         retried = evaluate_candidate(store, study, evaluator, plan, method="manual")
         assert retried.final.status == "ok" and not retried.reused
+
+        # the screen passes, the full pass dies: the screen is kept, the failure is the full stage
+        wars = with_method(evaluator.full_plan, "wars")
+        late = CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier,
+                               fail_from_seed=SPEC.screen_images)
+        with pytest.raises(RuntimeError, match="device lost"):
+            evaluate_candidate(store, study, Evaluator("digits-dit", SPEC, subject=late), wars,
+                               method="manual")
+        key = {"model": "digits-dit", "spec_hash": study.spec_hash, "plan_hash": wars.content_hash()}
+        screen = store.find_evaluation(**key, stage="screen")
+        assert screen.status == "ok" and screen.extra["passed_screen"] is True
+        assert store.find_evaluation(**key, stage="full").status == "failed"
 
 
 def test_unet_deepcache_study(db_url, unet, classifier):
