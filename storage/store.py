@@ -355,8 +355,9 @@ def _check_same_study(row: Study, *, model: str, spec_hash: str) -> None:
         )
     if row.spec_hash != spec_hash:
         raise StoreError(
-            f"study '{row.name}' was created with evaluation spec {row.spec_hash[:12]}, this run's is "
-            f"{spec_hash[:12]} (a study compares plans under one spec); pass another --study name"
+            f"study '{row.name}' was measured under {row.spec_hash[:12]}, this run under {spec_hash[:12]} "
+            "(the evaluation spec, model weights, device or FID features differ; a study compares plans "
+            "under one measurement); pass another --study name"
         )
 
 

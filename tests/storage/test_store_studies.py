@@ -53,8 +53,9 @@ def test_get_or_create_refuses_another_model_or_spec(store):
     with pytest.raises(StoreError) as caught:
         store.get_or_create_study("s", model=MODEL, spec_json="{}", spec_hash="6" * 64)
     assert str(caught.value) == (
-        "study 's' was created with evaluation spec 555555555555, this run's is 666666666666 "
-        "(a study compares plans under one spec); pass another --study name"
+        "study 's' was measured under 555555555555, this run under 666666666666 (the evaluation "
+        "spec, model weights, device or FID features differ; a study compares plans under one "
+        "measurement); pass another --study name"
     )
 
 
