@@ -98,9 +98,9 @@ class DigitsSubject(Subject):
 
     def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
         if self._classifier is None:
-            from evaluators.zoo import load_model
+            from evaluators.zoo import shipped_classifier
 
-            self._classifier = load_model("digits-classifier")
+            self._classifier = shipped_classifier()
         labels = torch.tensor(list(conditions), dtype=torch.long)
         return float(self._classifier.accuracy(images * 2.0 - 1.0, labels))
 

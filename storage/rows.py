@@ -129,47 +129,27 @@ def summary_rows(session: Session) -> list[StudySummary]:
     return summaries
 
 
+def _info(cls: type[Any], row: Any, **given: Any) -> Any:
+    """A frozen dataclass `cls` from an ORM row: every field read from the row's attribute of the
+    same name, except those `given`."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls) if f.name not in given}
+    return cls(**values, **given)
+
+
 def study_info(row: Study) -> StudyInfo:
-    return StudyInfo(
-        id=row.id,
-        name=row.name,
-        model=row.model,
-        model_fingerprint=row.model_fingerprint,
-        spec_json=row.spec_json,
-        spec_hash=row.spec_hash,
-        objectives=tuple(row.objectives),
-        method=row.method,
-        created_at=row.created_at,
-        notes=row.notes,
-    )
+    return _info(StudyInfo, row, objectives=tuple(row.objectives))
 
 
 def candidate_info(row: Candidate, study: str) -> CandidateInfo:
-    return CandidateInfo(
-        id=row.id,
-        study=study,
-        plan_hash=row.plan_hash,
-        plan_json=row.plan_json,
-        method=row.method,
-        label=row.label,
-        created_at=row.created_at,
-    )
+    return _info(CandidateInfo, row, study=study)
 
 
 def evaluation_info(row: Evaluation) -> EvaluationInfo:
-    values = {name: getattr(row, name) for name in _RECORD_FIELDS}
-    return EvaluationInfo(id=row.id, **{**values, "versions": dict(row.versions), "extra": dict(row.extra)})
+    return _info(EvaluationInfo, row, versions=dict(row.versions), extra=dict(row.extra))
 
 
 def export_info(row: Export, study: str) -> ExportInfo:
-    return ExportInfo(
-        id=row.id,
-        study=study,
-        plan_hash=row.plan_hash,
-        path=row.path,
-        constraint=row.constraint,
-        created_at=row.created_at,
-    )
+    return _info(ExportInfo, row, study=study)
 
 
 def point(candidate: Candidate, evaluation: Evaluation) -> Point:

@@ -130,3 +130,12 @@ def postgresql_url(postgresql_server):
 
 
 # ---- end of the PostgreSQL section -------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A URL of an empty database: a SQLite file that does not exist yet, or a fresh PostgreSQL one.
+    Every test that takes it runs against both back ends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'edgediff.db'}"
+    return request.getfixturevalue("postgresql_url")

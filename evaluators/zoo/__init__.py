@@ -7,6 +7,7 @@ all go through the same code.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -153,6 +154,12 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", **kwargs: 
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(entry, err)) from err
     return model.to(device).eval()
+
+
+@functools.cache
+def shipped_classifier() -> Any:
+    """The shipped digits classifier, loaded once per process (FID features, class accuracy)."""
+    return load_model("digits-classifier")
 
 
 def load_scheduler(name_or_path: str) -> Any:

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from edgediff.cli import main
@@ -18,20 +17,13 @@ from storage import Store
 SMALL = ["--images", "10", "--steps", "6", "--screen-images", "4", "--threads", "2"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgresql_url")
-
-
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def test_evaluate_front_export_round_trip(capsys, tmp_path, db_url):
+def test_evaluate_front_export_round_trip(capsys, tmp_path, store_url):
     ev._REFERENCES.clear()
     plans = {}
     for method in ("wars", "ast"):
@@ -39,7 +31,7 @@ def test_evaluate_front_export_round_trip(capsys, tmp_path, db_url):
         code, out, _ = cli(capsys, "plan", "digits-dit", "-o", str(plans[method]), "--steps", "6",
                            "--attention", method)
         assert code == 0 and "written to" in out
-    common = ["--db", db_url, "--study", "s", "--cache-dir", str(tmp_path / "cache")]
+    common = ["--db", store_url, "--study", "s", "--cache-dir", str(tmp_path / "cache")]
     code, out, _ = cli(capsys, "evaluate", "--model", "digits-dit", "--plan", str(plans["wars"]),
                        *SMALL, *common)
     assert code == 0 and "evaluated and stored" in out and "new study 's'" in out
@@ -53,11 +45,11 @@ def test_evaluate_front_export_round_trip(capsys, tmp_path, db_url):
                        *common)
     assert code == 0 and "found in the store (not recomputed)" in out
 
-    code, out, _ = cli(capsys, "studies", "--db", db_url, "--json")
+    code, out, _ = cli(capsys, "studies", "--db", store_url, "--json")
     (study,) = json.loads(out)
     assert (study["name"], study["model"], study["candidates"]) == ("s", "digits-dit", 3)
 
-    code, out, _ = cli(capsys, "front", "s", "--db", db_url, "--json", "--all")
+    code, out, _ = cli(capsys, "front", "s", "--db", store_url, "--json", "--all")
     shown = json.loads(out)
     assert len(shown["points"]) == 3
     front = shown["front"]
@@ -67,13 +59,13 @@ def test_evaluate_front_export_round_trip(capsys, tmp_path, db_url):
             assert any(f["macs"] <= p["macs"] and f["fid"] <= p["fid"] for f in front)
 
     out_file = tmp_path / "best.json"
-    code, out, _ = cli(capsys, "export", "s", "--db", db_url, "--max-macs",
+    code, out, _ = cli(capsys, "export", "s", "--db", store_url, "--max-macs",
                        str(shown["full_model"]["macs"] - 1), "-o", str(out_file))
     assert code == 0 and "exported" in out
     exported = Plan.load(out_file)
     cheaper = [p for p in shown["points"] if p["macs"] < shown["full_model"]["macs"]]
     assert exported.content_hash() == min(cheaper, key=lambda p: (p["fid"], p["macs"]))["plan_hash"]
-    code, out, _ = cli(capsys, "front", "s", "--db", db_url)
+    code, out, _ = cli(capsys, "front", "s", "--db", store_url)
     assert code == 0 and "plans on the front" in out and "full model:" in out
     ev._REFERENCES.clear()
 

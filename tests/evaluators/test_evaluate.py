@@ -19,20 +19,9 @@ from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
 from evaluators.spec import EvalSpec, SpecError
 from evaluators.subjects import DigitsSubject, PipelineSubject
 from evaluators.zoo import load_scheduler
+from tests.evaluators.counting import CountingSubject
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_size=12)
-
-
-class CountingSubject(DigitsSubject):
-    """The shipped model, counting the images it generates."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.generated = 0
-
-    def generate_batch(self, plan, seeds, conditions, on_step=None):
-        self.generated += len(seeds)
-        return super().generate_batch(plan, seeds, conditions, on_step)
 
 
 @pytest.fixture()

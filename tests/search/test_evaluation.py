@@ -18,29 +18,11 @@ from evaluators.subjects import DigitsSubject
 from evaluators.zoo import load_scheduler
 from search.evaluation import evaluate_candidate, open_study
 from storage import Store
+from tests.evaluators.counting import CountingSubject
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, screen_min_psnr=12.0,
                 batch_size=12)
 METHODS = ("wars", "wars+asc", "full+asc", "ast")
-
-
-class CountingSubject(DigitsSubject):
-    def __init__(self, *args, fail: bool = False, fail_from_seed: int | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.generated, self.fail, self.fail_from_seed = 0, fail, fail_from_seed
-
-    def generate_batch(self, plan, seeds, conditions, on_step=None):
-        if self.fail or (self.fail_from_seed is not None and max(seeds) >= self.fail_from_seed):
-            raise RuntimeError("device lost")
-        self.generated += len(seeds)
-        return super().generate_batch(plan, seeds, conditions, on_step)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'edgediff.db'}"
-    return request.getfixturevalue("postgresql_url")
 
 
 @pytest.fixture()
@@ -56,9 +38,9 @@ def with_method(base: Plan, method: str) -> Plan:
     return replace(base, attention=AttentionPlan(rows))
 
 
-def test_shipped_dit_study_front_and_export(db_url, subject, tmp_path):
+def test_shipped_dit_study_front_and_export(store_url, subject, tmp_path):
     evaluator = Evaluator("digits-dit", SPEC, subject=subject)
-    with Store.open(db_url) as store:
+    with Store.open(store_url) as store:
         study = open_study(store, "dit", evaluator)
         outcomes = {m: evaluate_candidate(store, study, evaluator, with_method(evaluator.full_plan, m),
                                           method="manual", label=m) for m in METHODS}
@@ -94,10 +76,10 @@ def test_shipped_dit_study_front_and_export(db_url, subject, tmp_path):
     assert torch.isfinite(out).all()
 
 
-def test_identical_evaluations_are_reused_across_studies(db_url, subject):
+def test_identical_evaluations_are_reused_across_studies(store_url, subject):
     evaluator = Evaluator("digits-dit", SPEC, subject=subject)
     plan = with_method(evaluator.full_plan, "wars")
-    with Store.open(db_url) as store:
+    with Store.open(store_url) as store:
         first = evaluate_candidate(store, open_study(store, "a", evaluator), evaluator, plan,
                                    method="manual")
         generated = subject.generated
@@ -108,12 +90,12 @@ def test_identical_evaluations_are_reused_across_studies(db_url, subject):
         assert store.candidates("b", method="optuna")[0].plan_hash == plan.content_hash()
 
 
-def test_failures_are_recorded_and_bad_plans_write_nothing(db_url, subject, unet, dit, classifier):
+def test_failures_are_recorded_and_bad_plans_write_nothing(store_url, subject, unet, dit, classifier):
     evaluator = Evaluator("digits-dit", SPEC, subject=subject)
     plan = with_method(evaluator.full_plan, "ast")
     unet_evaluator = Evaluator("digits-unet", SPEC, subject=DigitsSubject(
         "digits-unet", unet, load_scheduler("digits-unet"), classifier))
-    with Store.open(db_url) as store:
+    with Store.open(store_url) as store:
         study = open_study(store, "dit", evaluator)
         before = store.candidates("dit")
         with pytest.raises(PlanError):
@@ -143,12 +125,12 @@ def test_failures_are_recorded_and_bad_plans_write_nothing(db_url, subject, unet
         assert store.find_evaluation(**key, stage="full").status == "failed"
 
 
-def test_unet_deepcache_study(db_url, unet, classifier):
+def test_unet_deepcache_study(store_url, unet, classifier):
     ev._REFERENCES.clear()
     subject = DigitsSubject("digits-unet", unet, load_scheduler("digits-unet"), classifier)
     evaluator = Evaluator("digits-unet", replace(SPEC, screen_images=0, screen_min_psnr=None),
                           subject=subject)
-    with Store.open(db_url) as store:
+    with Store.open(store_url) as store:
         open_study(store, "unet", evaluator)
         for interval in (2, 4):
             plan = replace(evaluator.full_plan, deepcache=DeepCache(branch=0, interval=interval))

@@ -8,14 +8,6 @@ from store_helpers import MODEL, SPEC_HASH
 from storage import Store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path) -> str:
-    """A URL of an empty database: a SQLite file that does not exist yet, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store' / 'edgediff.db'}"
-    return request.getfixturevalue("postgresql_url")
-
-
 @pytest.fixture
 def store(store_url):
     with Store.open(store_url) as opened:
