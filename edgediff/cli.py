@@ -7,13 +7,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgediff import __version__, study_cli
+from edgediff import __version__, search_cli, study_cli
 from edgediff.errors import CliError
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
 from evaluators.plan import ATTENTION_METHODS
 from evaluators.spec import FEATURES
 from evaluators.zoo import SHIPPED
+from search.errors import SearchError
 from storage import StoreError
 
 
@@ -42,6 +43,23 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{value} is out of range: give a number >= 0")
     return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 is out of range: give a number > 0")
+    return value
+
+
+def _delta_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"'{text}': give thresholds >= 0, e.g. 0.05,0.1")
+    return values
 
 
 def _guidance(text: str) -> float:
@@ -217,23 +235,37 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="study to store it in (default: the model name)")
     p.add_argument("--method", default="manual", help="who proposed the plan (default: manual)")
     p.add_argument("--label", help="a short note shown beside the plan")
-    p.add_argument("--images", type=_positive_int, help="images of the full pass (new study: 200)")
-    p.add_argument("--seed", type=int, help="seed of image 0 (new study: 0)")
-    p.add_argument("--steps", type=_positive_int, help="uncompressed model's steps (new study: 50)")
-    p.add_argument("--guidance", type=_guidance, help="uncompressed model's CFG scale (new: 1.5)")
-    p.add_argument("--screen-images", type=int, help="images of the cheap first pass (0 = none)")
-    p.add_argument("--screen-min-psnr", type=_non_negative_float,
-                   help="PSNR (dB) a plan needs to pass the screen")
-    p.add_argument("--classes", type=_class_list, help="class labels to cycle through, e.g. 1,7,9")
-    p.add_argument("--prompts", help="text file, one prompt per line (text-to-image models)")
-    p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
-    p.add_argument("--feature", choices=FEATURES, help="FID feature space")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--cache-dir", default=study_cli.DEFAULT_CACHE,
-                   help="where the uncompressed model's run is cached")
+    _add_spec_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     study_cli.add_store_option(p)
     p.set_defaults(func=_with_threads(study_cli.cmd_evaluate))
+
+    p = sub.add_parser("search", help="search plans: the paper's greedy baseline and Optuna, "
+                                      "evaluated on Ray workers (resumable)")
+    p.add_argument("--model", required=True, help="registry name, local folder or hub id")
+    p.add_argument("--study", help="study name (default: the model name); the same name resumes")
+    p.add_argument("--method", choices=("greedy", "optuna", "both"), default="both",
+                   help="greedy: the paper baseline; optuna: multi-objective search (default both)")
+    p.add_argument("--budget", type=_positive_int, default=10, help="evaluations per method")
+    p.add_argument("--workers", type=_positive_int, default=1, help="evaluations in flight")
+    p.add_argument("--time-limit", type=_positive_float, help="stop after this many seconds")
+    p.add_argument("--address", help="Ray cluster to join ('auto' or host:port; default: local)")
+    p.add_argument("--sampler", choices=("nsga2", "tpe", "gp"), default="nsga2",
+                   help="Optuna sampler (default nsga2)")
+    p.add_argument("--sampler-seed", type=int, default=0, help="Optuna sampler seed")
+    p.add_argument("--deltas", type=_delta_list,
+                   help="greedy thresholds, e.g. 0.05,0.1 (default: the published sweep 0..0.15)")
+    p.add_argument("--calib-samples", type=_positive_int, help="greedy calibration samples (8)")
+    p.add_argument("--calib-seed", type=int, help="greedy calibration seed (3)")
+    p.add_argument("--window", type=_positive_int, help="greedy wars window (default tokens/8)")
+    _add_spec_options(p)
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads per worker")
+    p.add_argument("--fid-within", type=_non_negative_float, default=5.0,
+                   help="export the cheapest plan with FID <= full model's + this (default 5)")
+    p.add_argument("--export", help="where to write the best plan (default "
+                                    "edgediff-out/<study>-best.json)")
+    study_cli.add_store_option(p)
+    p.set_defaults(func=search_cli.cmd_search)
 
     p = sub.add_parser("studies", help="list the studies in the store")
     study_cli.add_store_option(p)
@@ -258,6 +290,24 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=study_cli.cmd_export)
 
 
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    """The evaluation spec of a new study (an existing study keeps its own)."""
+    p.add_argument("--images", type=_positive_int, help="images of the full pass (new study: 200)")
+    p.add_argument("--seed", type=int, help="seed of image 0 (new study: 0)")
+    p.add_argument("--steps", type=_positive_int, help="uncompressed model's steps (new study: 50)")
+    p.add_argument("--guidance", type=_guidance, help="uncompressed model's CFG scale (new: 1.5)")
+    p.add_argument("--screen-images", type=int, help="images of the cheap first pass (0 = none)")
+    p.add_argument("--screen-min-psnr", type=_non_negative_float,
+                   help="PSNR (dB) a plan needs to pass the screen")
+    p.add_argument("--classes", type=_class_list, help="class labels to cycle through, e.g. 1,7,9")
+    p.add_argument("--prompts", help="text file, one prompt per line (text-to-image models)")
+    p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
+    p.add_argument("--feature", choices=FEATURES, help="FID feature space")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--cache-dir", default=study_cli.DEFAULT_CACHE,
+                   help="where the uncompressed model's run is cached")
+
+
 def _with_threads(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         _set_threads(args.threads)
@@ -275,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return func(args)
-    except (CliError, EvaluatorError, StoreError) as err:
+    except (CliError, EvaluatorError, StoreError, SearchError) as err:
         print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 # --- evaluate --------------------------------------------------------------------------------------
 
-def _given_spec(args: argparse.Namespace) -> dict[str, Any]:
+def given_spec(args: argparse.Namespace) -> dict[str, Any]:
     given = {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
              if getattr(args, opt) is not None}
     if args.classes is not None:
@@ -55,7 +55,7 @@ def _given_spec(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def _existing_study(url: str | None, name: str) -> Any:
+def existing_study(url: str | None, name: str) -> Any:
     """The study called `name` if the store exists and has it (nothing is created)."""
     try:
         with Store.open(url, create=False) as store:
@@ -64,7 +64,7 @@ def _existing_study(url: str | None, name: str) -> Any:
         return None
 
 
-def _study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
+def study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
     """The spec of an existing study (options may not contradict it), or a new spec."""
     from evaluators.spec import EvalSpec
 
@@ -97,8 +97,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                            f"('{plan.model.name}') but {args.model} is a {entry.model_class}: "
                            "use a plan made for this model ('edgediff plan' writes one)")
     study_name = args.study or args.model
-    existing = _existing_study(args.db, study_name)  # an unreachable store fails here
-    spec = _study_spec(existing, study_name, args.model, _given_spec(args))
+    existing = existing_study(args.db, study_name)  # an unreachable store fails here
+    spec = study_spec(existing, study_name, args.model, given_spec(args))
     evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.json)
     check_plan_fits(evaluator.denoiser, plan)
@@ -156,7 +156,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _point_rows(points: list[Point], full: Point | None, front: set[str] | None = None) -> list[list]:
+def point_rows(points: list[Point], full: Point | None, front: set[str] | None = None) -> list[list]:
     rows = []
     for i, p in enumerate(points, 1):
         ratio = full.macs / p.macs if full and p.macs else None
@@ -190,7 +190,7 @@ def cmd_front(args: argparse.Namespace) -> int:
         return 0
     shown = points if points is not None else front
     marks = {p.plan_hash for p in front} if points is not None else None
-    print(table(POINT_HEADERS, _point_rows(shown, full, marks), POINT_RIGHT))
+    print(table(POINT_HEADERS, point_rows(shown, full, marks), POINT_RIGHT))
     what = f"{len(front)} plans on the front" + (f" of method '{args.method}'" if args.method else "")
     if points is not None:
         what += f" (marked *) among {len(points)} evaluated"
@@ -216,7 +216,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps({"export": export, "point": point, "full_model": full}))
         return 0
-    print(table(POINT_HEADERS, _point_rows([point], full), POINT_RIGHT))
+    print(table(POINT_HEADERS, point_rows([point], full), POINT_RIGHT))
     print(f"exported the plan chosen by '{text}' to {export.path}")
     return 0
 

@@ -43,7 +43,7 @@ from evaluators.runtime.attention import self_attention_layers
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
 from evaluators.subjects import Subject, load_subject
 
-__all__ = ["Evaluation", "Evaluator", "evaluate_plan", "environment"]
+__all__ = ["Evaluation", "Evaluator", "Reference", "evaluate_plan", "environment"]
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,14 @@ class Evaluator:
             self._scorer = self._new_scorer(with_reference=False)
             self._scorer.load_reference_state(ref.fid_state)
         return ref
+
+    def adopt_reference(self, ref: Reference) -> bool:
+        """Use an uncompressed run made elsewhere (another process or node of a search) when it
+        was made under this evaluator's measurement hash; returns whether it was taken."""
+        if ref.evaluation.spec_hash != self.spec_hash or ref.images.shape[0] != self.spec.num_images:
+            return False
+        _REFERENCES.setdefault(self.spec_hash, ref)
+        return True
 
     def _run_reference(self) -> Reference:
         # The reference set and feature network first: a bad one fails before any generation.

@@ -75,7 +75,7 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
 
     check_plan_fits(evaluator.denoiser, plan)
     plan_hash, plan_json = plan.content_hash(), plan.to_json()
-    stored = _stored(store, study, plan_hash, screened=bool(evaluator.spec.screen_images))
+    stored = stored_evaluations(store, study, plan_hash, screened=bool(evaluator.spec.screen_images))
     if stored is not None:
         candidate = store.add_candidate(study.name, plan_json=plan_json, plan_hash=plan_hash,
                                         method=method, label=label)
@@ -98,19 +98,28 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
         raise  # bad input or an unreachable store: nothing to record
     except Exception as err:
         stage = "full" if recorded or not evaluator.spec.screen_images else "screen"
-        failure = EvaluationRecord(
-            model=study.model, spec_hash=study.spec_hash, plan_hash=plan_hash, stage=stage,
-            status="failed", num_images=evaluator.spec.stage_images(stage),
-            device=str(evaluator.device), error=_error_text(err), started_at=started,
-            finished_at=datetime.now(timezone.utc), worker=worker,
-        )
-        store.record_candidate_evaluation(study.name, plan_json=plan_json, plan_hash=plan_hash,
-                                          method=method, label=label, record=failure)
+        record_failure(store, study, plan, method=method, label=label, stage=stage,
+                       num_images=evaluator.spec.stage_images(stage), error=error_text(err),
+                       device=str(evaluator.device), started=started, worker=worker)
         raise
     return Outcome(candidate[0], tuple(recorded), reused=False)
 
 
-def _stored(store: Store, study: StudyInfo, plan_hash: str,
+def record_failure(store: Store, study: StudyInfo, plan: Plan, *, method: str, label: str | None,
+                   stage: str, num_images: int, error: str, device: str, started: datetime,
+                   worker: str | None) -> tuple[CandidateInfo, EvaluationInfo]:
+    """Store a failed measurement of `plan` at `stage` (a later attempt replaces it)."""
+    failure = EvaluationRecord(
+        model=study.model, spec_hash=study.spec_hash, plan_hash=plan.content_hash(), stage=stage,
+        status="failed", num_images=num_images, device=device, error=error[:2000],
+        started_at=started, finished_at=datetime.now(timezone.utc), worker=worker,
+    )
+    return store.record_candidate_evaluation(study.name, plan_json=plan.to_json(),
+                                             plan_hash=plan.content_hash(), method=method,
+                                             label=label, record=failure)
+
+
+def stored_evaluations(store: Store, study: StudyInfo, plan_hash: str,
             screened: bool) -> tuple[EvaluationInfo, ...] | None:
     """The stored evaluations that make a new measurement unnecessary, or None."""
     def find(stage: str) -> EvaluationInfo | None:
@@ -141,6 +150,7 @@ def to_record(result: Evaluation, worker: str | None = None) -> EvaluationRecord
     )
 
 
-def _error_text(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
+    """The exception's type and message, as stored with a failed evaluation."""
     lines = traceback.format_exception_only(type(err), err)
     return "".join(lines).strip()[:2000]

@@ -1,0 +1,117 @@
+"""Search benchmark on the embedded default: the greedy baseline against Optuna at equal budget,
+and the wall-clock per evaluation with 1 and 2 workers.
+
+For each model it runs, in a fresh store under `--out`:
+1. `both` methods with `--budget` evaluations each (`--workers` workers): the hypervolume of each
+   method's front against the same reference point (the full model's MACs and twice its FID, in
+   units of the full model), the front sizes and the best FID within +`--fid-within` of the full
+   model's at the fewest MACs;
+2. Optuna alone with `--timing-budget` evaluations, once with 1 worker (all CPU threads) and once
+   with 2 workers (half the threads each), on fresh stores sharing the reference cache: seconds of
+   wall clock per evaluation (the uncompressed model's run excluded).
+
+    .venv/bin/python bench/search.py                                  # both models
+    .venv/bin/python bench/search.py --models digits-unet --budget 8 --out edgediff-out/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from evaluators.spec import EvalSpec
+from search.driver import SearchConfig, run_search
+from storage import Store
+
+
+def _config(out: Path, name: str, model: str, spec: EvalSpec, **kw) -> SearchConfig:
+    return SearchConfig(study=name, model=model, spec=spec,
+                        db_url=f"sqlite:///{out / (name + '.db')}", cache_dir=str(out / "cache"),
+                        **kw)
+
+
+def _best_within(db_url: str, study: str, method: str, within: float) -> tuple[float, float] | None:
+    with Store.open(db_url, create=False) as store:
+        full = store.full_model_point(study)
+        ok = [p for p in store.front(study, method=method) if p.fid <= full.fid + within]
+        if not ok:
+            return None
+        best = min(ok, key=lambda p: p.macs)
+        return full.macs / best.macs, best.fid
+
+
+def compare(out: Path, model: str, spec: EvalSpec, budget: int, workers: int, within: float) -> list:
+    config = _config(out, f"{model}-compare", model, spec, budget=budget, workers=workers)
+    result = run_search(config, report=lambda line: print("  " + line, file=sys.stderr))
+    rows = []
+    for method, summary in result.methods.items():
+        best = _best_within(config.db_url, config.study, method, within)
+        rows.append([model, method, summary.done, len(summary.front), f"{summary.hypervolume:.4f}",
+                     "" if best is None else f"{best[0]:.2f}x / {best[1]:.2f}"])
+    full = result.full
+    return rows + [[model, "full model", 1, "", "", f"1.00x / {full.fid:.2f}"]]
+
+
+def timing(out: Path, model: str, spec: EvalSpec, budget: int) -> list:
+    rows = []
+    cores = os.cpu_count() or 1
+    for workers in (1, 2):
+        name = f"{model}-timing-{workers}w"
+        db = out / f"{name}.db"
+        db.unlink(missing_ok=True)
+        config = _config(out, name, model, spec, methods=("optuna",), budget=budget,
+                         workers=workers, threads=max(1, cores // workers))
+        began = time.perf_counter()
+        result = run_search(config)
+        wall = time.perf_counter() - began
+        per = result.loop_seconds / max(1, result.measured)
+        rows.append([model, workers, max(1, cores // workers), result.measured, f"{wall:.1f}",
+                     f"{result.loop_seconds:.1f}", f"{per:.2f}"])
+    return rows
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["digits-dit", "digits-unet"])
+    parser.add_argument("--budget", type=int, default=7, help="evaluations per method (compare)")
+    parser.add_argument("--workers", type=int, default=2, help="workers of the comparison runs")
+    parser.add_argument("--timing-budget", type=int, default=4, help="evaluations per timing run")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--fid-within", type=float, default=5.0)
+    parser.add_argument("--out", default="edgediff-out/bench-search")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    spec = replace(EvalSpec(), num_images=args.images, num_inference_steps=args.steps)
+    compare_rows, timing_rows = [], []
+    for model in args.models:
+        compare_rows += compare(out, model, spec, args.budget, args.workers, args.fid_within)
+        timing_rows += timing(out, model, spec, args.timing_budget)
+    print(f"\n{args.images} images, {args.steps} steps, budget {args.budget} per method, "
+          f"{args.workers} workers; hypervolume against (full MACs, 2 x full FID), full-model units\n")
+    print(_table(["model", "method", "evaluated", "front", "hypervolume",
+                  f"best within +{args.fid_within:g} FID (MACs saving / FID)"], compare_rows))
+    print("\nwall clock per evaluation (Optuna alone; the uncompressed model's run excluded)\n")
+    print(_table(["model", "workers", "threads each", "evaluations", "total s", "search s",
+                  "s per evaluation"], timing_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""`edgediff search`: parse, run the search, print the fronts, export the best plan."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgediff.errors import CliError
+from edgediff.study_cli import (
+    POINT_HEADERS,
+    POINT_RIGHT,
+    existing_study,
+    given_spec,
+    point_rows,
+    study_spec,
+)
+from edgediff.tables import dumps, number, table
+
+METHOD_CHOICES = {"greedy": ("greedy",), "optuna": ("optuna",), "both": ("greedy", "optuna")}
+
+
+class _Progress:
+    """One live line on a terminal (rewritten in place), plain lines elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.live = enabled and sys.stderr.isatty()
+        self.width = 0
+
+    def __call__(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.live:
+            pad = max(0, self.width - len(line))
+            sys.stderr.write("\r" + line + " " * pad)
+            self.width = len(line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.live and self.width:
+            sys.stderr.write("\n")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from search.driver import SearchConfig, run_search
+    from storage import Store
+
+    study_name = args.study or args.model
+    out = Path(args.export or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
+    if args.export and not out.parent.is_dir():
+        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --export")
+    existing = existing_study(args.db, study_name)  # an unreachable store fails here
+    spec = study_spec(existing, study_name, args.model, given_spec(args))
+    greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),
+                                ("window", args.window)) if v is not None}
+    config = SearchConfig(
+        study=study_name, model=args.model, spec=spec, methods=METHOD_CHOICES[args.method],
+        budget=args.budget, workers=args.workers, time_limit_s=args.time_limit,
+        address=args.address, db_url=args.db, sampler=args.sampler, seed=args.sampler_seed,
+        device=args.device, threads=args.threads, cache_dir=args.cache_dir,
+        deltas=tuple(args.deltas) if args.deltas else None, greedy=greedy,
+    )
+    progress = _Progress(not args.json)
+    progress(f"search '{study_name}': {args.model}, {' + '.join(config.methods)}, budget "
+             f"{config.budget} per method, {config.workers} worker(s)")
+    try:
+        result = run_search(config, report=progress)
+    finally:
+        progress.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Store.open(args.db, create=False) as store:
+        point = store.best(study_name, fid_within=args.fid_within)
+        export = store.export_plan(study_name, point, out, f"fid <= full model + {args.fid_within:g}")
+    if args.json:
+        print(dumps({"result": result, "export": export, "point": point}))
+        return 0
+    _print_result(result)
+    print(f"best plan with FID within +{args.fid_within:g} of the full model: "
+          f"{point.plan_hash[:12]} ({', '.join(point.methods)}) exported to {export.path}")
+    return 0
+
+
+def _print_result(result: Any) -> None:
+    full = result.full
+    for method, summary in result.methods.items():
+        print(f"\nfront of {method} ({len(summary.front)} plans, {summary.done} evaluated):")
+        if summary.front:
+            print(table(POINT_HEADERS, point_rows(summary.front, full), POINT_RIGHT))
+    if full is not None and result.reference_point is not None:
+        print(f"\nhypervolume against the reference point (full model's MACs, {2:g} x its FID = "
+              f"{result.reference_point[1]:.3f}), in units of the full model:")
+        rows = [[m, s.done, len(s.front), number(s.hypervolume, 4)] for m, s in result.methods.items()]
+        print(table(["method", "evaluated", "front", "hypervolume"], rows, [False, True, True, True]))
+    state = "finished" if result.stopped == "finished" else "stopped at the time limit (rerun to continue)"
+    print(f"\n{state}: {result.measured} evaluations measured, {result.reused} taken from the "
+          f"store, {result.failed} failed, in {result.seconds:.0f} s")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

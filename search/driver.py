@@ -1,0 +1,443 @@
+"""The search driver: the baseline and Optuna side by side, candidates evaluated on Ray workers.
+
+    result = run_search(SearchConfig(study="dit", model="digits-dit", spec=EvalSpec(), budget=10))
+
+1. A `reference` job measures the uncompressed model on a worker; the run goes into Ray's object
+   store, so every later job on any node scores against the same images.
+2. The study is opened (or resumed) in the store and the uncompressed plan stored as method "full".
+3. Each strategy (`strategies.py`) is asked for proposals; the driver keeps `workers` jobs in flight
+   (one Ray task each, one GPU on a pool or a share of the CPUs here, retried if its worker dies)
+   and records every result in the store as it arrives, then tells the strategy.
+4. Nothing is measured twice: a plan already evaluated under the study's measurement hash (by any
+   study or method, or by a killed earlier run) is taken from the store, and a plan another strategy
+   is measuring right now waits for that measurement.
+
+Stopping (Ctrl-C, `kill -9`, the wall-clock limit) loses nothing that finished: results are in
+the store as they arrive, Optuna's trials in its own tables of the same database; running the same
+search again continues from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from evaluators.plan import Plan
+from evaluators.spec import EvalSpec
+from search.errors import SearchError
+from search.evaluation import record_failure, stored_evaluations, to_record
+from search.strategies import (
+    GREEDY,
+    OPTUNA,
+    BaselineStrategy,
+    OptunaStrategy,
+    Outcome,
+    Proposal,
+    Strategy,
+)
+from search.tasks import Job, remote_runner
+from storage import FULL_METHOD, Point, Store, hypervolume_2d, resolve_url
+
+DEFAULT_CACHE = "edgediff-out/cache"
+HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search.
+
+    Attributes:
+        study: the study name (a search with the same name resumes it).
+        model: registry name, local folder or hub id.
+        spec: the evaluation spec (images, steps, guidance, reference set, ...).
+        methods: "greedy" (the paper baseline) and/or "optuna".
+        budget: evaluations per method (the baseline stops earlier when its sweep is smaller).
+        workers: evaluations in flight at once (Ray tasks).
+        time_limit_s: stop dispatching and end after this many seconds (None: no limit).
+        address: a Ray cluster to join ("auto" or host:port); None starts a local Ray.
+        db_url: the store (None: $EDGEDIFF_DB or the default SQLite file).
+        sampler: Optuna sampler: "nsga2", "tpe" or "gp".
+        seed: the sampler's seed.
+        device: torch device on the workers; "cuda" asks Ray for `gpus_per_worker` GPUs per task.
+        threads: torch CPU threads per task (None: the CPUs divided among the workers).
+        gpus_per_worker: GPUs per task (default 1 when device is cuda, else 0).
+        cache_dir: where workers cache the uncompressed model's run.
+        deltas: the greedy's thresholds (None: the published sweep).
+        greedy: other `greedy_plan` options (n_calib, seed, window).
+        max_seeds: baseline plans enqueued into Optuna (None: a third of the budget).
+        max_retries: Ray retries of a task whose worker died.
+    """
+
+    study: str
+    model: str
+    spec: EvalSpec
+    methods: tuple[str, ...] = (GREEDY, OPTUNA)
+    budget: int = 10
+    workers: int = 1
+    time_limit_s: float | None = None
+    address: str | None = None
+    db_url: str | None = None
+    sampler: str = "nsga2"
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    gpus_per_worker: float | None = None
+    cache_dir: str | None = DEFAULT_CACHE
+    deltas: tuple[float, ...] | None = None
+    greedy: dict[str, Any] = field(default_factory=dict)
+    max_seeds: int | None = None
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """One method's result: its candidates' front and the front's hypervolume."""
+
+    method: str
+    done: int
+    front: list[Point]
+    hypervolume: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search (or this run of a resumed one) did."""
+
+    study: str
+    full: Point | None
+    methods: dict[str, MethodSummary]
+    reference_point: tuple[float, float] | None
+    measured: int
+    reused: int
+    failed: int
+    seconds: float
+    loop_seconds: float  # after the uncompressed model's run: the candidates' share of `seconds`
+    stopped: str  # "finished" or "time limit"
+
+
+@dataclass
+class _Pending:
+    kind: str  # "calibrate" or "evaluate"
+    proposal: Proposal
+    strategy: Strategy
+    plan_hash: str | None = None
+
+
+def hypervolumes(store: Store, study: str, methods: tuple[str, ...]) -> tuple[
+        Point | None, tuple[float, float] | None, dict[str, MethodSummary]]:
+    """Each method's front and hypervolume against one reference point: the full model's MACs
+    and twice its FID, in units of the full model (MACs / full MACs, FID / full FID)."""
+    full = store.full_model_point(study)
+    reference = None
+    if full is not None and full.macs and full.fid:
+        reference = (float(full.macs), HV_FID_FACTOR * full.fid)
+    out = {}
+    for method in methods:
+        front = store.front(study, method=method)
+        volume = 0.0
+        if reference is not None and full is not None:
+            volume = hypervolume_2d(front, reference) / (full.macs * full.fid)  # type: ignore[operator]
+        out[method] = MethodSummary(method, 0, front, volume)
+    return full, reference, out
+
+
+class _Search:
+    """One run of a search: the loop of `run_search`."""
+
+    def __init__(self, config: SearchConfig, store: Store, url: str,
+                 report: Callable[[str], None]) -> None:
+        self.config, self.store, self.url, self.report = config, store, url, report
+        self.inflight: dict[Any, _Pending] = {}
+        self.followers: dict[str, list[tuple[Proposal, Strategy]]] = {}
+        self.measured = self.reused = self.failed = 0
+        self.started = time.monotonic()
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        import ray
+
+        config = self.config
+        threads = config.threads or max(1, (os.cpu_count() or 1) // max(1, config.workers))
+        gpus = config.gpus_per_worker
+        if gpus is None:
+            gpus = 1.0 if config.device.startswith("cuda") else 0.0
+        self.runner = remote_runner(num_cpus=threads if gpus == 0 else 1, num_gpus=gpus,
+                                    max_retries=config.max_retries)
+        self.job = dict(model=config.model, spec_json=config.spec.to_json(), device=config.device,
+                        threads=threads, cache_dir=config.cache_dir)
+        existing = self.store.find_study(config.study)
+        if existing is not None and existing.model != config.model:
+            raise SearchError(f"study '{config.study}' searches {existing.model}, not "
+                              f"{config.model}: pass --model {existing.model} or another --study")
+        self.report(f"measuring the uncompressed model ({config.spec.num_images} images) on a worker")
+        out = self._get(self.runner.remote(Job("reference", **self.job)), "the uncompressed model")
+        if existing is not None and existing.spec_hash != out["spec_hash"]:
+            raise SearchError(
+                f"study '{config.study}' was measured under another spec, model weights, device "
+                "type or feature network: rerun with the options it was created with, or pass "
+                "another --study name")
+        self.reference = ray.put(out["reference"])
+        self.full_plan = Plan.from_json(out["full_plan"])
+        self.facts = out["facts"]
+        self.study, _ = self.store.get_or_create_study(
+            config.study, model=config.model, spec_json=config.spec.to_json(),
+            spec_hash=out["spec_hash"], model_fingerprint=self.full_plan.model.fingerprint,
+            method="+".join(config.methods))
+        self._record(self.full_plan, FULL_METHOD, "uncompressed",
+                     {"evaluations": [out["reference"].evaluation.to_dict()]}, out["worker"])
+        self.strategies = self._strategies()
+
+    def _strategies(self) -> list[Strategy]:
+        config, out = self.config, []
+        self.baseline: BaselineStrategy | None = None
+        self.optuna: OptunaStrategy | None = None
+        if GREEDY in config.methods:
+            self.baseline = BaselineStrategy(self.store, self.study, self.facts, self.full_plan,
+                                             budget=config.budget, deltas=config.deltas,
+                                             greedy=config.greedy)
+            out.append(self.baseline)
+        if OPTUNA in config.methods:
+            from search.space import make_space
+
+            self.optuna = OptunaStrategy(self.url, config.study,
+                                         make_space(self.facts, self.full_plan), config.budget,
+                                         sampler=config.sampler, seed=config.seed,
+                                         max_seeds=config.max_seeds)
+            out.append(self.optuna)
+            if self.baseline is not None:  # grid plans are known now; greedy plans when calibrated
+                for item in self.baseline.pending_plans():
+                    self.optuna.seed_with(item)
+        return out
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self) -> str:
+        import ray
+
+        exhausted: set[int] = set()
+        turn = 0
+        while True:
+            if self._timed_out():
+                return "time limit"
+            while len(self.inflight) < self.config.workers and len(exhausted) < len(self.strategies):
+                index = turn % len(self.strategies)
+                turn += 1
+                if index in exhausted:
+                    continue
+                proposal = self.strategies[index].ask()
+                if proposal is None:
+                    exhausted.add(index)
+                    continue
+                self._dispatch(proposal, self.strategies[index])
+            if not self.inflight and len(exhausted) == len(self.strategies):
+                return "finished"
+            if not self.inflight:
+                continue
+            ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self._handle(ref, self.inflight.pop(ref))
+            self.report(self.status())
+
+    def _timed_out(self) -> bool:
+        limit = self.config.time_limit_s
+        return limit is not None and time.monotonic() - self.started >= limit
+
+    def _dispatch(self, proposal: Proposal, strategy: Strategy) -> None:
+        if proposal.plan is None:  # the greedy on a transformer: calibrate on a worker first
+            job = Job("calibrate", greedy=dict(proposal.calibrate or {}), **self.job)
+            self.inflight[self.runner.remote(job, self.reference)] = _Pending(
+                "calibrate", proposal, strategy)
+            return
+        plan = proposal.plan
+        plan_hash = plan.content_hash()
+        stored = stored_evaluations(self.store, self.study, plan_hash,
+                                    screened=bool(self.config.spec.screen_images))
+        if stored is not None:
+            self.store.add_candidate(self.study.name, plan_json=plan.to_json(), plan_hash=plan_hash,
+                                     method=proposal.method, label=proposal.label)
+            self.reused += 1
+            strategy.tell(proposal, _outcome(stored[-1]))
+            return
+        if plan_hash in self.followers:  # being measured for another proposal: wait for it
+            self.followers[plan_hash].append((proposal, strategy))
+            return
+        self.followers[plan_hash] = []
+        job = Job("evaluate", plan_json=plan.to_json(), **self.job)
+        self.inflight[self.runner.remote(job, self.reference)] = _Pending(
+            "evaluate", proposal, strategy, plan_hash)
+
+    def _handle(self, ref: Any, pending: _Pending) -> None:
+        proposal, strategy = pending.proposal, pending.strategy
+        try:
+            out = _ray_get(ref)
+        except Exception as err:  # noqa: BLE001 - the task failed past its retries
+            if pending.kind == "calibrate":
+                self.failed += 1
+                self.report(f"{proposal.method} {proposal.label}: calibration failed: {_first(err)}")
+                strategy.tell(proposal, Outcome(failed=True))
+                return
+            out = {"evaluations": [], "error": _first(err), "failed_stage": "full",
+                   "failed_images": self.config.spec.num_images, "device": self.config.device,
+                   "worker": "ray"}
+        if pending.kind == "calibrate":
+            plan = Plan.from_json(out["plan"])
+            proposal.plan = plan
+            self.store.add_candidate(self.study.name, plan_json=plan.to_json(),
+                                     plan_hash=plan.content_hash(), method=proposal.method,
+                                     label=proposal.label)
+            if self.optuna is not None and strategy is self.baseline:
+                self.optuna.seed_with(plan)
+            self._dispatch(proposal, strategy)
+            return
+        assert proposal.plan is not None
+        outcome = self._record(proposal.plan, proposal.method, proposal.label, out,
+                               out.get("worker"))
+        self.measured += 1
+        self.failed += outcome.failed
+        strategy.tell(proposal, outcome)
+        for other, other_strategy in self.followers.pop(pending.plan_hash or "", []):
+            self.store.add_candidate(self.study.name, plan_json=proposal.plan.to_json(),
+                                     plan_hash=pending.plan_hash or "", method=other.method,
+                                     label=other.label)
+            other_strategy.tell(other, outcome)
+
+    def _record(self, plan: Plan, method: str, label: str | None, out: dict[str, Any],
+                worker: str | None) -> Outcome:
+        """Store a job's evaluations (each with its candidate, in one transaction) and its failure."""
+        from evaluators.evaluate import Evaluation
+
+        last = None
+        for data in out.get("evaluations", []):
+            result = Evaluation.from_dict(data)
+            _, last = self.store.record_candidate_evaluation(
+                self.study.name, plan_json=plan.to_json(), plan_hash=plan.content_hash(),
+                method=method, label=label, record=to_record(result, worker))
+        if out.get("error"):
+            started = out.get("started_at")
+            record_failure(self.store, self.study, plan, method=method, label=label,
+                           stage=out["failed_stage"], num_images=out["failed_images"],
+                           error=out["error"], device=out.get("device", self.config.device),
+                           started=datetime.fromisoformat(started) if started
+                           else datetime.now(timezone.utc), worker=worker)
+            self.report(f"{method} {label}: evaluation failed: {out['error'].splitlines()[-1]}")
+            return Outcome(failed=True)
+        return _outcome(last) if last is not None else Outcome(failed=True)
+
+    def _get(self, ref: Any, what: str) -> dict[str, Any]:
+        try:
+            return _ray_get(ref)
+        except Exception as err:  # noqa: BLE001 - one line for the user
+            raise SearchError(f"{what} could not be measured: {_first(err)}") from None
+
+    # --- reporting ------------------------------------------------------------------------------
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.started
+        _, _, summaries = hypervolumes(self.store, self.study.name,
+                                       tuple(s.method for s in self.strategies))
+        parts = [f"{_clock(elapsed)}"]
+        for s in self.strategies:
+            summary = summaries[s.method]
+            parts.append(f"{s.method} {s.done}/{s.total} front {len(summary.front)} "
+                         f"HV {summary.hypervolume:.3f}")
+        parts.append(f"running {len(self.inflight)}")
+        return " | ".join(parts)
+
+    def cancel(self) -> None:
+        import ray
+
+        for ref in list(self.inflight):
+            ray.cancel(ref, force=True)
+        self.inflight.clear()
+
+
+def run_search(config: SearchConfig, report: Callable[[str], None] | None = None) -> SearchResult:
+    """Run (or resume) a search; `report` receives progress lines."""
+    import ray
+
+    _check(config)
+    report = report or (lambda line: None)
+    url = resolve_url(config.db_url)
+    with Store.open(url) as store:
+        started_ray = _start_ray(config)
+        search = _Search(config, store, url, report)
+        try:
+            search.start()
+            loop_started = time.monotonic()
+            stopped = search.run()
+        finally:
+            search.cancel()
+            if started_ray:
+                ray.shutdown()
+        full, reference, summaries = hypervolumes(store, config.study, config.methods)
+        done = {s.method: s.done for s in search.strategies}
+        methods = {m: MethodSummary(m, done.get(m, 0), s.front, s.hypervolume)
+                   for m, s in summaries.items()}
+    now = time.monotonic()
+    return SearchResult(config.study, full, methods, reference, search.measured, search.reused,
+                        search.failed, now - search.started, now - loop_started, stopped)
+
+
+def _check(config: SearchConfig) -> None:
+    from search.strategies import METHODS, SAMPLERS
+
+    unknown = [m for m in config.methods if m not in METHODS]
+    if not config.methods or unknown:
+        raise SearchError(f"unknown search method {unknown[0] if unknown else '(none)'}: choose "
+                          f"greedy, optuna or both")
+    if config.sampler not in SAMPLERS:
+        raise SearchError(f"unknown sampler '{config.sampler}': choose {', '.join(SAMPLERS)}")
+    if config.budget < 1 or config.workers < 1:
+        raise SearchError("--budget and --workers must be at least 1")
+    if config.time_limit_s is not None and config.time_limit_s <= 0:
+        raise SearchError("--time-limit must be a positive number of seconds")
+    if any(d < 0 for d in config.deltas or ()):
+        raise SearchError("greedy thresholds (--deltas) must be >= 0")
+
+
+def _start_ray(config: SearchConfig) -> bool:
+    """Join the cluster at `config.address`, or start a local Ray; False if one was running."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    try:
+        if config.address:
+            ray.init(address=config.address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = config.address or "a local Ray"
+        raise SearchError(f"could not start or join Ray at {where} ({_first(err)}): check the "
+                          "address (ray status on the head node), or leave --address out") from None
+    return True
+
+
+def _ray_get(ref: Any) -> dict[str, Any]:
+    import ray
+
+    return ray.get(ref)
+
+
+def _outcome(info: Any) -> Outcome:
+    if info.status != "ok":
+        return Outcome(failed=True)
+    if info.stage == "screen":
+        return Outcome(macs=info.macs_per_image, stopped=True)
+    return Outcome(macs=info.macs_per_image, fid=info.fid)
+
+
+def _first(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    lines = [line for line in text if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{secs:02d}"
