@@ -28,10 +28,15 @@ class _Progress:
         self.enabled = enabled
         self.live = enabled and sys.stderr.isatty()
         self.width = 0
+        self.last = ""
 
     def __call__(self, line: str) -> None:
         if not self.enabled:
             return
+        news = line.split(" | ", 1)[-1]  # the part after the clock
+        if not self.live and news == self.last:
+            return  # in a log file, a line only when something changed
+        self.last = news
         if self.live:
             pad = max(0, self.width - len(line))
             sys.stderr.write("\r" + line + " " * pad)

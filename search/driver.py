@@ -207,7 +207,8 @@ class _Search:
             self.optuna = OptunaStrategy(self.url, config.study,
                                          make_space(self.facts, self.full_plan), config.budget,
                                          sampler=config.sampler, seed=config.seed,
-                                         max_seeds=config.max_seeds)
+                                         max_seeds=config.max_seeds,
+                                         full_hash=self.full_plan.content_hash())
             out.append(self.optuna)
             if self.baseline is not None:  # grid plans are known now; greedy plans when calibrated
                 for item in self.baseline.pending_plans():
@@ -404,6 +405,7 @@ def _start_ray(config: SearchConfig) -> bool:
 
     if ray.is_initialized():
         return False
+    logging.getLogger("ray").setLevel(logging.ERROR)  # start-up notices would break the progress line
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
         if config.address:

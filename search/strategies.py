@@ -9,6 +9,7 @@ when a search resumes, so a killed search continues where it stopped.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class OptunaStrategy(Strategy):
     sampler: str = "nsga2"
     seed: int = 0
     max_seeds: int | None = None
+    full_hash: str | None = None
     method: str = OPTUNA
     _resumed: deque[Proposal] = field(default_factory=deque)
 
@@ -176,7 +178,9 @@ class OptunaStrategy(Strategy):
             directions=["minimize", "minimize"], sampler=_sampler(self.sampler, self.budget, self.seed),
             load_if_exists=True,
         )
-        self.optuna.set_metric_names(["macs_per_image", "fid"])
+        with warnings.catch_warnings():  # experimental in Optuna 4: names for optuna-dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.optuna.set_metric_names(["macs_per_image", "fid"])
         state = optuna.trial.TrialState
         for trial in self.optuna.get_trials(deepcopy=False, states=(state.RUNNING,)):
             try:
@@ -199,8 +203,9 @@ class OptunaStrategy(Strategy):
             deepcopy=False, states=(state.RUNNING, state.COMPLETE, state.PRUNED, state.FAIL)))
 
     def seed_with(self, plan: Plan) -> None:
-        """Enqueue a baseline plan (its nearest point of the space) as a trial to run early."""
-        if self._seeds >= (self.max_seeds or 0):
+        """Enqueue a baseline plan (its nearest point of the space) as a trial to run early; the
+        uncompressed plan (the greedy at δ = 0) is measured already and teaches nothing."""
+        if self._seeds >= (self.max_seeds or 0) or plan.content_hash() == self.full_hash:
             return
         self.optuna.enqueue_trial(self.space.params_of(plan), skip_if_exists=True)
         self._seeds += 1

@@ -12,6 +12,11 @@ Installed as an attention processor on every transformer block's self-attention 
   first half and its output is copied to the second (as the reference does: the first half is the
   conditional one for DiT, the unconditional one for PixArt).
 
+Calibration mode (`AttentionRuntime.calibrating`, used by the greedy search in `search/greedy.py`):
+every real forward caches the residual of every full-attention layer and the output of every layer
+that computes attention, whatever the later steps hold, because the methods of later steps are not
+decided yet. Frozen (trial) forwards write nothing.
+
 The window attention computes only the band: queries are cut into blocks and each block attends
 just the keys its window can reach (`window_attention`), so its cost is about
 (block + left + right) / N of full attention.
@@ -105,7 +110,7 @@ class FastAttnProcessor:
                                 "reuse; step 0 of a generation must be full")
             return self.cache.output
         need_residual = rt.needs_residual(self.layer, step)
-        if method == "full" and not need_residual:
+        if method == "full" and not (need_residual and write):  # a trial stores no residual
             out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                                 *args, **kwargs)
         else:
@@ -162,6 +167,8 @@ class AttentionRuntime:
         self.right = plan.attention.window_right
         # Mutable copy, so a calibration (the greedy search) can try methods in place.
         self.methods = [list(row) for row in plan.attention.methods]
+        # Calibration mode: cache every residual and output, since later steps are not decided yet.
+        self.calibrating = False
         self.processors: list[FastAttnProcessor] = []
         state.subscribe(on_reset=self._on_reset)
 
@@ -169,9 +176,13 @@ class AttentionRuntime:
         return self.methods[layer][step]
 
     def needs_residual(self, layer: int, step: int) -> bool:
+        if self.calibrating:
+            return self.methods[layer][step] in FULL_METHODS
         return residual_needed(self.methods[layer], step)
 
     def needs_output(self, layer: int, step: int) -> bool:
+        if self.calibrating:
+            return self.methods[layer][step] != "ast"
         return output_needed(self.methods[layer], step)
 
     def _on_reset(self) -> None:
@@ -198,6 +209,18 @@ def self_attention_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
                             "that DiTFastAttn plans do not support")
         layers.append(attn)
     return layers
+
+
+def attention_runtime(model: torch.nn.Module) -> AttentionRuntime | None:
+    """The runtime of the attention plan applied to `model`, or None when there is none."""
+    try:
+        layers = self_attention_layers(model)
+    except PlanError:
+        return None
+    for attn in layers:
+        if isinstance(attn.processor, FastAttnProcessor):
+            return attn.processor.runtime
+    return None
 
 
 def install_attention_plan(model: torch.nn.Module, plan: Plan, state: RunState,
