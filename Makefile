@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e '.[test]'
 	@touch $(STAMP)
 
-## demo: the main job on the embedded default models
+## demo: the main job: a search (greedy baseline and Optuna, on local Ray) on the embedded DiT
 demo: $(STAMP)
-	$(BIN)/edgediff demo
+	$(BIN)/edgediff search --model digits-dit --study demo-digits-dit --method both --budget 4 \
+		--workers 2 --images 64 --steps 25 --calib-samples 4
 
 ## test: the test suite (slow tests excluded)
 test: $(STAMP)

@@ -409,10 +409,10 @@ def _start_ray(config: SearchConfig) -> bool:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
         if config.address:
-            ray.init(address=config.address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=config.address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+                     logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = config.address or "a local Ray"
         raise SearchError(f"could not start or join Ray at {where} ({_first(err)}): check the "
