@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgediff import __version__, search_cli, study_cli
 from edgediff.errors import CliError
-from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
 from evaluators.plan import ATTENTION_METHODS
 from evaluators.spec import FEATURES
@@ -304,7 +304,7 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
     p.add_argument("--feature", choices=FEATURES, help="FID feature space")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--cache-dir", default=study_cli.DEFAULT_CACHE,
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="where the uncompressed model's run is cached")
 
 

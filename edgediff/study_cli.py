@@ -15,7 +15,6 @@ SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "guidance": "guidance_scale", "screen_images": "screen_images",
     "screen_min_psnr": "screen_min_psnr", "reference": "reference", "feature": "feature",
 }
-DEFAULT_CACHE = "edgediff-out/cache"
 
 
 # --- plan ------------------------------------------------------------------------------------------

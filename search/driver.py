@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from evaluators.defaults import DEFAULT_CACHE_DIR
 from evaluators.plan import Plan
 from evaluators.spec import EvalSpec
 from search.errors import SearchError
@@ -43,7 +44,6 @@ from search.strategies import (
 from search.tasks import Job, remote_runner
 from storage import FULL_METHOD, Point, Store, hypervolume_2d, resolve_url
 
-DEFAULT_CACHE = "edgediff-out/cache"
 HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
 
 
@@ -87,7 +87,7 @@ class SearchConfig:
     device: str = "cpu"
     threads: int | None = None
     gpus_per_worker: float | None = None
-    cache_dir: str | None = DEFAULT_CACHE
+    cache_dir: str | None = DEFAULT_CACHE_DIR
     deltas: tuple[float, ...] | None = None
     greedy: dict[str, Any] = field(default_factory=dict)
     max_seeds: int | None = None
@@ -156,6 +156,7 @@ class _Search:
         self.followers: dict[str, list[tuple[Proposal, Strategy]]] = {}
         self.measured = self.reused = self.failed = 0
         self.started = time.monotonic()
+        self._fronts: str | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -241,7 +242,7 @@ class _Search:
             ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
             for ref in ready:
                 self._handle(ref, self.inflight.pop(ref))
-            self.report(self.status())
+            self.report(self.status(refresh=bool(ready)))
 
     def _timed_out(self) -> bool:
         limit = self.config.time_limit_s
@@ -335,17 +336,19 @@ class _Search:
             raise SearchError(f"{what} could not be measured: {_first(err)}") from None
 
     # --- reporting ------------------------------------------------------------------------------
-    def status(self) -> str:
-        elapsed = time.monotonic() - self.started
-        _, _, summaries = hypervolumes(self.store, self.study.name,
-                                       tuple(s.method for s in self.strategies))
-        parts = [f"{_clock(elapsed)}"]
-        for s in self.strategies:
-            summary = summaries[s.method]
-            parts.append(f"{s.method} {s.done}/{s.total} front {len(summary.front)} "
-                         f"HV {summary.hypervolume:.3f}")
-        parts.append(f"running {len(self.inflight)}")
-        return " | ".join(parts)
+    def status(self, refresh: bool = True) -> str:
+        """The progress line: per method, finished/total, front size and hypervolume so far."""
+        if refresh or self._fronts is None:  # the store is read only after a result came in
+            parts = []
+            _, _, summaries = hypervolumes(self.store, self.study.name,
+                                           tuple(s.method for s in self.strategies))
+            for s in self.strategies:
+                summary = summaries[s.method]
+                parts.append(f"{s.method} {s.done}/{s.total} front {len(summary.front)} "
+                             f"HV {summary.hypervolume:.3f}")
+            self._fronts = " | ".join(parts)
+        elapsed = _clock(time.monotonic() - self.started)
+        return f"{elapsed} | {self._fronts} | running {len(self.inflight)}"
 
     def cancel(self) -> None:
         import ray

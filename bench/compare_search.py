@@ -10,8 +10,8 @@ For each model it runs, in a fresh store under `--out`:
    with 2 workers (half the threads each), on fresh stores sharing the reference cache: seconds of
    wall clock per evaluation (the uncompressed model's run excluded).
 
-    .venv/bin/python bench/search.py                                  # both models
-    .venv/bin/python bench/search.py --models digits-unet --budget 8 --out edgediff-out/bench
+    .venv/bin/python bench/compare_search.py                                  # both models
+    .venv/bin/python bench/compare_search.py --models digits-unet --budget 8 --out edgediff-out/bench
 """
 
 from __future__ import annotations
