@@ -51,6 +51,7 @@ class _Progress:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from evaluators.zoo import resolve
     from search.driver import SearchConfig, run_search
     from storage import Store
 
@@ -58,6 +59,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.export or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     if args.export and not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --export")
+    resolve(args.model)  # an unknown model fails here, before Ray starts
     existing = existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),

@@ -42,7 +42,15 @@ from search.strategies import (
     Strategy,
 )
 from search.tasks import Job, remote_runner
-from storage import FULL_METHOD, Point, Store, hypervolume_2d, resolve_url
+from storage import (
+    FULL_METHOD,
+    NoStoreError,
+    Point,
+    Store,
+    StudyInfo,
+    hypervolume_2d,
+    resolve_url,
+)
 
 HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
 
@@ -149,17 +157,18 @@ def hypervolumes(store: Store, study: str, methods: tuple[str, ...]) -> tuple[
 class _Search:
     """One run of a search: the loop of `run_search`."""
 
-    def __init__(self, config: SearchConfig, store: Store, url: str,
-                 report: Callable[[str], None]) -> None:
-        self.config, self.store, self.url, self.report = config, store, url, report
+    def __init__(self, config: SearchConfig, url: str, report: Callable[[str], None]) -> None:
+        self.config, self.url, self.report = config, url, report
         self.inflight: dict[Any, _Pending] = {}
         self.followers: dict[str, list[tuple[Proposal, Strategy]]] = {}
+        self.strategies: list[Strategy] = []
         self.measured = self.reused = self.failed = 0
         self.started = time.monotonic()
         self._fronts: str | None = None
 
     # --- set-up ---------------------------------------------------------------------------------
-    def start(self) -> None:
+    def measure_reference(self, existing: StudyInfo | None) -> None:
+        """The uncompressed model's run, on a worker, before anything is written to the store."""
         import ray
 
         config = self.config
@@ -167,14 +176,11 @@ class _Search:
         gpus = config.gpus_per_worker
         if gpus is None:
             gpus = 1.0 if config.device.startswith("cuda") else 0.0
-        self.runner = remote_runner(num_cpus=threads if gpus == 0 else 1, num_gpus=gpus,
-                                    max_retries=config.max_retries)
+        cpus = threads if gpus == 0 else 1
+        _check_resources(config, cpus, gpus)
+        self.runner = remote_runner(num_cpus=cpus, num_gpus=gpus, max_retries=config.max_retries)
         self.job = dict(model=config.model, spec_json=config.spec.to_json(), device=config.device,
                         threads=threads, cache_dir=config.cache_dir)
-        existing = self.store.find_study(config.study)
-        if existing is not None and existing.model != config.model:
-            raise SearchError(f"study '{config.study}' searches {existing.model}, not "
-                              f"{config.model}: pass --model {existing.model} or another --study")
         self.report(f"measuring the uncompressed model ({config.spec.num_images} images) on a worker")
         out = self._get(self.runner.remote(Job("reference", **self.job)), "the uncompressed model")
         if existing is not None and existing.spec_hash != out["spec_hash"]:
@@ -182,10 +188,16 @@ class _Search:
                 f"study '{config.study}' was measured under another spec, model weights, device "
                 "type or feature network: rerun with the options it was created with, or pass "
                 "another --study name")
+        self.reference_out = out
         self.reference = ray.put(out["reference"])
         self.full_plan = Plan.from_json(out["full_plan"])
         self.facts = out["facts"]
-        self.study, _ = self.store.get_or_create_study(
+
+    def open(self, store: Store) -> None:
+        """Open (or resume) the study, store the uncompressed plan, build the strategies."""
+        config, out = self.config, self.reference_out
+        self.store = store
+        self.study, _ = store.get_or_create_study(
             config.study, model=config.model, spec_json=config.spec.to_json(),
             spec_hash=out["spec_hash"], model_fingerprint=self.full_plan.model.fingerprint,
             method="+".join(config.methods))
@@ -259,8 +271,7 @@ class _Search:
         stored = stored_evaluations(self.store, self.study, plan_hash,
                                     screened=bool(self.config.spec.screen_images))
         if stored is not None:
-            self.store.add_candidate(self.study.name, plan_json=plan.to_json(), plan_hash=plan_hash,
-                                     method=proposal.method, label=proposal.label)
+            self._add_candidate(plan, proposal)
             self.reused += 1
             strategy.tell(proposal, _outcome(stored[-1]))
             return
@@ -288,9 +299,7 @@ class _Search:
         if pending.kind == "calibrate":
             plan = Plan.from_json(out["plan"])
             proposal.plan = plan
-            self.store.add_candidate(self.study.name, plan_json=plan.to_json(),
-                                     plan_hash=plan.content_hash(), method=proposal.method,
-                                     label=proposal.label)
+            self._add_candidate(plan, proposal)
             if self.optuna is not None and strategy is self.baseline:
                 self.optuna.seed_with(plan)
             self._dispatch(proposal, strategy)
@@ -302,10 +311,18 @@ class _Search:
         self.failed += outcome.failed
         strategy.tell(proposal, outcome)
         for other, other_strategy in self.followers.pop(pending.plan_hash or "", []):
-            self.store.add_candidate(self.study.name, plan_json=proposal.plan.to_json(),
-                                     plan_hash=pending.plan_hash or "", method=other.method,
-                                     label=other.label)
+            self._add_candidate(proposal.plan, other)
             other_strategy.tell(other, outcome)
+
+    def _add_candidate(self, plan: Plan, proposal: Proposal) -> None:
+        """The plan as a candidate of the proposal's method, with the proposal's label among its
+        labels (two greedy thresholds giving one plan are both recorded, so a resumed search
+        calibrates neither again)."""
+        plan_hash = plan.content_hash()
+        self.store.add_candidate(self.study.name, plan_json=plan.to_json(), plan_hash=plan_hash,
+                                 method=proposal.method, label=proposal.label)
+        self.store.add_candidate_label(self.study.name, plan_hash=plan_hash,
+                                       method=proposal.method, label=proposal.label)
 
     def _record(self, plan: Plan, method: str, label: str | None, out: dict[str, Any],
                 worker: str | None) -> Outcome:
@@ -359,30 +376,66 @@ class _Search:
 
 
 def run_search(config: SearchConfig, report: Callable[[str], None] | None = None) -> SearchResult:
-    """Run (or resume) a search; `report` receives progress lines."""
+    """Run (or resume) a search; `report` receives progress lines.
+
+    Every input problem (an unreachable store, an unknown model, a study of another model or
+    spec, resources Ray does not have) raises before anything is written to the store.
+    """
     import ray
 
     _check(config)
     report = report or (lambda line: None)
     url = resolve_url(config.db_url)
-    with Store.open(url) as store:
-        started_ray = _start_ray(config)
-        search = _Search(config, store, url, report)
-        try:
-            search.start()
+    existing = _existing_study(url, config)
+    started_ray = _start_ray(config)
+    search = _Search(config, url, report)
+    try:
+        search.measure_reference(existing)
+        with Store.open(url) as store:
+            search.open(store)
             loop_started = time.monotonic()
             stopped = search.run()
-        finally:
+            loop_seconds = time.monotonic() - loop_started
             search.cancel()
-            if started_ray:
-                ray.shutdown()
-        full, reference, summaries = hypervolumes(store, config.study, config.methods)
-        done = {s.method: s.done for s in search.strategies}
-        methods = {m: MethodSummary(m, done.get(m, 0), s.front, s.hypervolume)
-                   for m, s in summaries.items()}
-    now = time.monotonic()
+            full, reference, summaries = hypervolumes(store, config.study, config.methods)
+    finally:
+        search.cancel()
+        if started_ray:
+            ray.shutdown()
+    done = {s.method: s.done for s in search.strategies}
+    methods = {m: MethodSummary(m, done.get(m, 0), s.front, s.hypervolume)
+               for m, s in summaries.items()}
     return SearchResult(config.study, full, methods, reference, search.measured, search.reused,
-                        search.failed, now - search.started, now - loop_started, stopped)
+                        search.failed, time.monotonic() - search.started, loop_seconds, stopped)
+
+
+def _existing_study(url: str, config: SearchConfig) -> StudyInfo | None:
+    """The study if the store already has it; an unreachable store fails here, and a store that
+    does not exist yet is not created."""
+    try:
+        with Store.open(url, create=False) as store:
+            existing = store.find_study(config.study)
+    except NoStoreError:
+        return None
+    if existing is not None and existing.model != config.model:
+        raise SearchError(f"study '{config.study}' searches {existing.model}, not "
+                          f"{config.model}: pass --model {existing.model} or another --study")
+    return existing
+
+
+def _check_resources(config: SearchConfig, cpus: float, gpus: float) -> None:
+    """A task asking for more than the cluster has would wait forever: say so instead."""
+    import ray
+
+    total = ray.cluster_resources()
+    have_cpus, have_gpus = total.get("CPU", 0), total.get("GPU", 0)
+    if gpus > have_gpus:
+        raise SearchError(f"--device {config.device} asks for {gpus:g} GPU per task but the Ray "
+                          f"cluster has {have_gpus:g}: use --device cpu, or --address a cluster "
+                          "with GPUs")
+    if cpus > have_cpus:
+        raise SearchError(f"each task asks for {cpus:g} CPUs (--threads) but the Ray cluster has "
+                          f"{have_cpus:g}: lower --threads")
 
 
 def _check(config: SearchConfig) -> None:

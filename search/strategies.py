@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evaluators.plan import Plan
-from storage import Store, StudyInfo
+from search.errors import SearchError
+from storage import Store, StudyInfo, candidate_labels
 
 GREEDY = "greedy"
 OPTUNA = "optuna"
@@ -92,22 +93,28 @@ class BaselineStrategy(Strategy):
         from search.baselines import deepcache_grid, spread
         from search.greedy import DEFAULT_DELTAS
 
+        greedy = dict(greedy or {})
         items: list[Proposal] = []
         if facts["kind"] == "unet":
             items = [Proposal(GREEDY, label, plan=plan)
                      for label, plan in deepcache_grid(facts, base)]
         else:
-            for delta in deltas or DEFAULT_DELTAS:
+            # δ = 0 gives the uncompressed plan, which every study measures already (method
+            # "full"): the published sweep without it, so no budget is spent on it.
+            for delta in deltas or tuple(d for d in DEFAULT_DELTAS if d > 0):
                 items.append(Proposal(GREEDY, f"δ={delta:g}",
-                                      calibrate={"delta": float(delta), **(greedy or {})}))
+                                      calibrate={"delta": float(delta), **greedy}))
         items = spread(items, budget)
         self._total = len(items)
-        stored = {c.label: c for c in store.candidates(study.name, method=GREEDY)}
+        stored = {label: c for c in store.candidates(study.name, method=GREEDY)
+                  for label in candidate_labels(c.label)}
         finished = _finished_hashes(store, study)
         self._queue: deque[Proposal] = deque()
         self._done = 0
         for item in items:
             seen = stored.get(item.label)
+            if seen is not None and item.calibrate is not None:
+                _check_same_calibration(study, Plan.from_json(seen.plan_json), greedy)
             if seen is not None and seen.plan_hash in finished:
                 self._done += 1
                 continue
@@ -132,6 +139,22 @@ class BaselineStrategy(Strategy):
     @property
     def total(self) -> int:
         return self._total
+
+
+def _check_same_calibration(study: StudyInfo, plan: Plan, greedy: dict[str, Any]) -> None:
+    """A resumed greedy must calibrate as before: plans of other calibration settings would mix."""
+    from search.greedy import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_CALIBRATION_SEED
+
+    wanted = {"n_calib": greedy.get("n_calib", DEFAULT_CALIBRATION_SAMPLES),
+              "seed": greedy.get("seed", DEFAULT_CALIBRATION_SEED)}
+    if greedy.get("window") is not None:
+        wanted["window"] = greedy["window"]
+    for key, value in wanted.items():
+        if key in plan.notes and plan.notes[key] != value:
+            option = {"n_calib": "--calib-samples", "seed": "--calib-seed", "window": "--window"}[key]
+            raise SearchError(f"study '{study.name}' calibrated its greedy plans with {key}="
+                              f"{plan.notes[key]}, not {value}: rerun with {option} "
+                              f"{plan.notes[key]} or pass another --study")
 
 
 def _finished_hashes(store: Store, study: StudyInfo) -> set[str]:
@@ -175,9 +198,12 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna.create_study(
             study_name=f"edgediff:{self.study_name}", storage=_optuna_storage(self.store_url),
-            directions=["minimize", "minimize"], sampler=_sampler(self.sampler, self.budget, self.seed),
-            load_if_exists=True,
+            directions=["minimize", "minimize"], load_if_exists=True,
         )
+        # A resumed search must not draw the points of its first run again: the sampler's seed
+        # moves on with the trials already in the study.
+        seed = self.seed + len(self.optuna.get_trials(deepcopy=False))
+        self.optuna.sampler = _sampler(self.sampler, self.budget, seed)
         with warnings.catch_warnings():  # experimental in Optuna 4: names for optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.optuna.set_metric_names(["macs_per_image", "fid"])
@@ -204,11 +230,18 @@ class OptunaStrategy(Strategy):
 
     def seed_with(self, plan: Plan) -> None:
         """Enqueue a baseline plan (its nearest point of the space) as a trial to run early; the
-        uncompressed plan (the greedy at δ = 0) is measured already and teaches nothing."""
+        uncompressed plan (the greedy at δ = 0) is measured already and teaches nothing. Nothing is
+        enqueued once the budget is spoken for, so no trial is left waiting at the end."""
+        import optuna
+
         if self._seeds >= (self.max_seeds or 0) or plan.content_hash() == self.full_hash:
             return
+        waiting = (optuna.trial.TrialState.WAITING,)
+        queued = len(self.optuna.get_trials(deepcopy=False, states=waiting))
+        if self._count() + queued >= self.budget:
+            return
         self.optuna.enqueue_trial(self.space.params_of(plan), skip_if_exists=True)
-        self._seeds += 1
+        self._seeds += len(self.optuna.get_trials(deepcopy=False, states=waiting)) - queued
 
     def ask(self) -> Proposal | None:
         if self._resumed:

@@ -17,7 +17,7 @@ from storage.records import (
     StudySummary,
 )
 from storage.schema import SCHEMA_HEAD
-from storage.store import FULL_METHOD, Store
+from storage.store import FULL_METHOD, Store, candidate_labels
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "EvaluationInfo",
     "EvaluationRecord",
     "ExportInfo",
+    "candidate_labels",
     "NoStoreError",
     "Point",
     "Store",

@@ -165,6 +165,19 @@ class Store:
             row = _put_candidate(session, rows.study_row(session, study), plan_json, plan_hash, method, label)
             return rows.candidate_info(row, study)
 
+    def add_candidate_label(self, study: str, *, plan_hash: str, method: str, label: str) -> CandidateInfo:
+        """Add `label` to the candidate's labels (comma separated; a plan that several proposals of
+        one method led to, e.g. two greedy thresholds giving the same plan, lists them all)."""
+        with self._writing() as session:
+            study_row = rows.study_row(session, study)
+            row = session.scalars(rows.candidate_query(study_row.id, method, plan_hash)).first()
+            if row is None:
+                raise StoreError(f"study '{study}' has no {method} candidate with plan '{plan_hash[:12]}'")
+            labels = candidate_labels(row.label)
+            if label not in labels:
+                row.label = ", ".join([*labels, label])[:200]
+            return rows.candidate_info(row, study)
+
     def candidates(self, study: str, method: str | None = None) -> list[CandidateInfo]:
         """The study's candidates (of one method if given), oldest first."""
         with self._reading() as session:
@@ -317,6 +330,11 @@ class Store:
         with self._reading() as session:
             query = select(Export).where(Export.study_id == rows.study_row(session, study).id)
             return [rows.export_info(row, study) for row in session.scalars(query.order_by(Export.id))]
+
+
+def candidate_labels(label: str | None) -> list[str]:
+    """The labels of a candidate (see `Store.add_candidate_label`)."""
+    return [part for part in (label or "").split(", ") if part]
 
 
 def _point_order(point: Point) -> tuple[bool, float, bool, float, str]:

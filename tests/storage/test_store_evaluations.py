@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from store_helpers import MODEL, SPEC_HASH, add_evaluated, add_plan, find, plan_hash, plan_json, record
 
-from storage import EvaluationInfo
+from storage import EvaluationInfo, StoreError, candidate_labels
 
 
 def test_add_candidate_is_idempotent(store, study):
@@ -21,6 +21,16 @@ def test_add_candidate_is_idempotent(store, study):
     assert other_method.id != first.id
     assert [c.method for c in store.candidates(study)] == ["greedy", "optuna"]
     assert store.candidates(study, method="optuna") == [other_method]
+
+
+def test_candidate_labels_accumulate(store, study):
+    add_plan(store, study, "p", label="δ=0.1")
+    store.add_candidate_label(study, plan_hash=plan_hash("p"), method="greedy", label="δ=0.125")
+    again = store.add_candidate_label(study, plan_hash=plan_hash("p"), method="greedy", label="δ=0.1")
+    assert candidate_labels(again.label) == ["δ=0.1", "δ=0.125"]
+    assert store.candidates(study)[0].label == "δ=0.1, δ=0.125"
+    with pytest.raises(StoreError, match="no optuna candidate"):
+        store.add_candidate_label(study, plan_hash=plan_hash("p"), method="optuna", label="x")
 
 
 def test_record_and_find_an_evaluation(store):
