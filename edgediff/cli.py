@@ -52,16 +52,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _delta_list(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"'{text}': give thresholds >= 0, e.g. 0.05,0.1")
-    return values
-
-
 def _guidance(text: str) -> float:
     value = _non_negative_float(text)
     if value < 1.0:
@@ -69,14 +59,23 @@ def _guidance(text: str) -> float:
     return value
 
 
-def _class_list(text: str) -> list[int]:
-    try:
-        labels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of labels") from None
-    if not labels or min(labels) < 0:
-        raise argparse.ArgumentTypeError(f"'{text}': give labels >= 0, e.g. 1,7,9")
-    return labels
+def _list_of(kind: type, what: str, example: str) -> Callable[[str], list]:
+    """A parser of comma-separated values >= 0 (`what` names them in errors)."""
+
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of {what}") from None
+        if not values or min(values) < 0:
+            raise argparse.ArgumentTypeError(f"'{text}': give {what} >= 0, e.g. {example}")
+        return values
+
+    return parse
+
+
+_class_list = _list_of(int, "labels", "1,7,9")
+_delta_list = _list_of(float, "thresholds", "0.05,0.1")
 
 
 def _command_line() -> str:

@@ -48,6 +48,7 @@ class _Progress:
     def close(self) -> None:
         if self.live and self.width:
             sys.stderr.write("\n")
+            self.width = 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -76,6 +77,11 @@ def cmd_search(args: argparse.Namespace) -> int:
              f"{config.budget} per method, {config.workers} worker(s)")
     try:
         result = run_search(config, report=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"search '{study_name}' stopped: what finished is stored; run the same command to "
+              "continue", file=sys.stderr)
+        raise
     finally:
         progress.close()
     out.parent.mkdir(parents=True, exist_ok=True)
