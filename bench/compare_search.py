@@ -88,7 +88,8 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["digits-dit", "digits-unet"])
     parser.add_argument("--budget", type=int, default=7, help="evaluations per method (compare)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the comparison runs")
-    parser.add_argument("--timing-budget", type=int, default=4, help="evaluations per timing run")
+    parser.add_argument("--timing-budget", type=int, default=4,
+                        help="evaluations per timing run (0: no timing runs)")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--fid-within", type=float, default=5.0)
@@ -102,11 +103,14 @@ def main() -> int:
     compare_rows, timing_rows = [], []
     for model in args.models:
         compare_rows += compare(out, model, spec, args.budget, args.workers, args.fid_within)
-        timing_rows += timing(out, model, spec, args.timing_budget)
+        if args.timing_budget:
+            timing_rows += timing(out, model, spec, args.timing_budget)
     print(f"\n{args.images} images, {args.steps} steps, budget {args.budget} per method, "
           f"{args.workers} workers; hypervolume against (full MACs, 2 x full FID), full-model units\n")
     print(_table(["model", "method", "evaluated", "front", "hypervolume",
                   f"best within +{args.fid_within:g} FID (MACs saving / FID)"], compare_rows))
+    if not timing_rows:
+        return 0
     print("\nwall clock per evaluation (Optuna alone; the uncompressed model's run excluded)\n")
     print(_table(["model", "workers", "threads each", "evaluations", "total s", "search s",
                   "s per evaluation"], timing_rows))

@@ -224,7 +224,10 @@ class _Search:
                                          full_hash=self.full_plan.content_hash())
             out.append(self.optuna)
             if self.baseline is not None:  # grid plans are known now; greedy plans when calibrated
-                for item in self.baseline.pending_plans():
+                from search.baselines import spread
+
+                # seeds that span the grid's cost range, not its first (costliest) plans
+                for item in spread(self.baseline.pending_plans(), self.optuna.max_seeds or 0):
                     self.optuna.seed_with(item)
         return out
 
