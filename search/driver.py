@@ -250,10 +250,8 @@ class _Search:
                     exhausted.add(index)
                     continue
                 self._dispatch(proposal, self.strategies[index])
-            if not self.inflight and len(exhausted) == len(self.strategies):
+            if not self.inflight:  # every strategy is exhausted (else the slots would be full)
                 return "finished"
-            if not self.inflight:
-                continue
             ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
             for ref in ready:
                 self._handle(ref, self.inflight.pop(ref))

@@ -208,14 +208,14 @@ class OptunaStrategy(Strategy):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.optuna.set_metric_names(["macs_per_image", "fid"])
         state = optuna.trial.TrialState
-        for trial in self.optuna.get_trials(deepcopy=False, states=(state.RUNNING,)):
-            try:
-                plan = self.space.suggest(optuna.trial.FixedTrial(trial.params, trial.number))
-            except ValueError:  # stopped before all of its parameters were drawn
-                self.optuna.tell(trial.number, state=state.FAIL)
-                continue
-            self._resumed.append(Proposal(OPTUNA, f"trial {trial.number}", plan=plan,
-                                          trial=trial.number))
+        for frozen in self.optuna.get_trials(deepcopy=False, states=(state.RUNNING,)):
+            # A trial the stopped run left RUNNING continues under its own number: parameters it
+            # drew come back as they were, any it had not drawn yet are drawn now.
+            trial = optuna.trial.Trial(self.optuna, frozen._trial_id)
+            plan = self.space.suggest(trial)
+            trial.set_user_attr("plan_hash", plan.content_hash())
+            self._resumed.append(Proposal(OPTUNA, f"trial {frozen.number}", plan=plan,
+                                          trial=frozen.number))
         if self.max_seeds is None:
             self.max_seeds = max(1, self.budget // 3)
         self._seeds = 0

@@ -239,8 +239,10 @@ def test_cli_resume_after_kill(tmp_path: Path) -> None:
     # and nothing is measured twice: the second run measured exactly the rows it added
     assert json.loads(done.stdout)["result"]["measured"] == len(after) - len(before)
     trials = optuna.load_study(study_name="edgediff:k", storage=f"sqlite:///{db}").get_trials()
-    assert len(trials) == 4
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len(trials) == 4  # none lost, none left running or waiting
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL)
+    assert all(t.state in finished for t in trials), [t.state for t in trials]
     with Store.open(f"sqlite:///{db}") as store:
         assert len(store.candidates("k", method="greedy")) == 4
         hashes = {t.user_attrs["plan_hash"] for t in trials}  # two trials may propose one plan
