@@ -11,7 +11,6 @@ from edgediff.errors import CliError
 from edgediff.study_cli import (
     POINT_HEADERS,
     POINT_RIGHT,
-    existing_study,
     given_spec,
     point_rows,
     study_spec,
@@ -54,14 +53,14 @@ class _Progress:
 def cmd_search(args: argparse.Namespace) -> int:
     from evaluators.zoo import resolve
     from search.driver import SearchConfig, run_search
-    from storage import Store
+    from storage import Store, find_existing_study
 
     study_name = args.study or args.model
     out = Path(args.export or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     if args.export and not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --export")
     resolve(args.model)  # an unknown model fails here, before Ray starts
-    existing = existing_study(args.db, study_name)  # an unreachable store fails here
+    existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),
                                 ("window", args.window)) if v is not None}

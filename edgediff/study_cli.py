@@ -8,7 +8,7 @@ from typing import Any
 
 from edgediff.errors import CliError
 from edgediff.tables import dumps, giga, number, table
-from storage import NoStoreError, Point, Store, describe_constraint
+from storage import Point, Store, describe_constraint, find_existing_study
 
 SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
@@ -54,15 +54,6 @@ def given_spec(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def existing_study(url: str | None, name: str) -> Any:
-    """The study called `name` if the store exists and has it (nothing is created)."""
-    try:
-        with Store.open(url, create=False) as store:
-            return store.find_study(name)
-    except NoStoreError:
-        return None
-
-
 def study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
     """The spec of an existing study (options may not contradict it), or a new spec."""
     from evaluators.spec import EvalSpec
@@ -96,7 +87,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                            f"('{plan.model.name}') but {args.model} is a {entry.model_class}: "
                            "use a plan made for this model ('edgediff plan' writes one)")
     study_name = args.study or args.model
-    existing = existing_study(args.db, study_name)  # an unreachable store fails here
+    existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.json)

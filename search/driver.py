@@ -44,10 +44,10 @@ from search.strategies import (
 from search.tasks import Job, remote_runner
 from storage import (
     FULL_METHOD,
-    NoStoreError,
     Point,
     Store,
     StudyInfo,
+    find_existing_study,
     hypervolume_2d,
     resolve_url,
 )
@@ -136,21 +136,22 @@ class _Pending:
     plan_hash: str | None = None
 
 
-def hypervolumes(store: Store, study: str, methods: tuple[str, ...]) -> tuple[
+def hypervolumes(store: Store, study: str, done: dict[str, int]) -> tuple[
         Point | None, tuple[float, float] | None, dict[str, MethodSummary]]:
-    """Each method's front and hypervolume against one reference point: the full model's MACs
-    and twice its FID, in units of the full model (MACs / full MACs, FID / full FID)."""
+    """Each method's (the keys of `done`: method -> proposals finished) front and hypervolume
+    against one reference point: the full model's MACs and twice its FID, in units of the full
+    model (MACs / full MACs, FID / full FID)."""
     full = store.full_model_point(study)
     reference = None
     if full is not None and full.macs and full.fid:
         reference = (float(full.macs), HV_FID_FACTOR * full.fid)
     out = {}
-    for method in methods:
+    for method, finished in done.items():
         front = store.front(study, method=method)
         volume = 0.0
         if reference is not None and full is not None:
             volume = hypervolume_2d(front, reference) / (full.macs * full.fid)  # type: ignore[operator]
-        out[method] = MethodSummary(method, 0, front, volume)
+        out[method] = MethodSummary(method, finished, front, volume)
     return full, reference, out
 
 
@@ -358,15 +359,18 @@ class _Search:
         """The progress line: per method, finished/total, front size and hypervolume so far."""
         if refresh or self._fronts is None:  # the store is read only after a result came in
             parts = []
-            _, _, summaries = hypervolumes(self.store, self.study.name,
-                                           tuple(s.method for s in self.strategies))
+            _, _, summaries = hypervolumes(self.store, self.study.name, self.done())
             for s in self.strategies:
                 summary = summaries[s.method]
-                parts.append(f"{s.method} {s.done}/{s.total} front {len(summary.front)} "
+                parts.append(f"{s.method} {summary.done}/{s.total} front {len(summary.front)} "
                              f"HV {summary.hypervolume:.3f}")
             self._fronts = " | ".join(parts)
         elapsed = _clock(time.monotonic() - self.started)
         return f"{elapsed} | {self._fronts} | running {len(self.inflight)}"
+
+    def done(self) -> dict[str, int]:
+        """Proposals finished per method (earlier runs of the same search included)."""
+        return {s.method: s.done for s in self.strategies}
 
     def cancel(self) -> None:
         import ray
@@ -398,14 +402,11 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
             stopped = search.run()
             loop_seconds = time.monotonic() - loop_started
             search.cancel()
-            full, reference, summaries = hypervolumes(store, config.study, config.methods)
+            full, reference, methods = hypervolumes(store, config.study, search.done())
     finally:
         search.cancel()
         if started_ray:
             ray.shutdown()
-    done = {s.method: s.done for s in search.strategies}
-    methods = {m: MethodSummary(m, done.get(m, 0), s.front, s.hypervolume)
-               for m, s in summaries.items()}
     return SearchResult(config.study, full, methods, reference, search.measured, search.reused,
                         search.failed, time.monotonic() - search.started, loop_seconds, stopped)
 
@@ -413,11 +414,7 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
 def _existing_study(url: str, config: SearchConfig) -> StudyInfo | None:
     """The study if the store already has it; an unreachable store fails here, and a store that
     does not exist yet is not created."""
-    try:
-        with Store.open(url, create=False) as store:
-            existing = store.find_study(config.study)
-    except NoStoreError:
-        return None
+    existing = find_existing_study(url, config.study)
     if existing is not None and existing.model != config.model:
         raise SearchError(f"study '{config.study}' searches {existing.model}, not "
                           f"{config.model}: pass --model {existing.model} or another --study")

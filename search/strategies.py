@@ -17,6 +17,7 @@ from typing import Any
 
 from evaluators.plan import Plan
 from search.errors import SearchError
+from search.evaluation import stored_evaluations
 from storage import Store, StudyInfo, candidate_labels
 
 GREEDY = "greedy"
@@ -63,9 +64,6 @@ class Strategy(ABC):
     def ask(self) -> Proposal | None:
         """The next proposal, or None when there is nothing more to propose."""
 
-    def planned(self, proposal: Proposal, plan: Plan) -> None:  # noqa: B027 - optional hook
-        """A calibrated proposal now has its plan."""
-
     @abstractmethod
     def tell(self, proposal: Proposal, outcome: Outcome) -> None:
         """The outcome of a proposal handed out by `ask`."""
@@ -108,14 +106,14 @@ class BaselineStrategy(Strategy):
         self._total = len(items)
         stored = {label: c for c in store.candidates(study.name, method=GREEDY)
                   for label in candidate_labels(c.label)}
-        finished = _finished_hashes(store, study)
         self._queue: deque[Proposal] = deque()
         self._done = 0
         for item in items:
             seen = stored.get(item.label)
             if seen is not None and item.calibrate is not None:
                 _check_same_calibration(study, Plan.from_json(seen.plan_json), greedy)
-            if seen is not None and seen.plan_hash in finished:
+            # measured to the end (a full pass, or stopped at the screen) by an earlier run
+            if seen is not None and stored_evaluations(store, study, seen.plan_hash, screened=True):
                 self._done += 1
                 continue
             if seen is not None and item.plan is None:  # calibrated before the stop: no recalibration
@@ -155,20 +153,6 @@ def _check_same_calibration(study: StudyInfo, plan: Plan, greedy: dict[str, Any]
             raise SearchError(f"study '{study.name}' calibrated its greedy plans with {key}="
                               f"{plan.notes[key]}, not {value}: rerun with {option} "
                               f"{plan.notes[key]} or pass another --study")
-
-
-def _finished_hashes(store: Store, study: StudyInfo) -> set[str]:
-    """Plan hashes of the study whose measurement is complete (full pass, or stopped at a screen)."""
-    hashes = {p.plan_hash for p in store.points(study.name)}
-    hashes |= {p.plan_hash for p in store.points(study.name, stage="screen")
-               if p.plan_hash not in hashes and _stopped(store, study, p.plan_hash)}
-    return hashes
-
-
-def _stopped(store: Store, study: StudyInfo, plan_hash: str) -> bool:
-    found = store.find_evaluation(model=study.model, spec_hash=study.spec_hash,
-                                  plan_hash=plan_hash, stage="screen")
-    return found is not None and found.extra.get("passed_screen") is False
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import rows
 from storage.choose import check_one_constraint, choose
 from storage.engine import WRITE, create_store_engine
-from storage.errors import StoreError
+from storage.errors import NoStoreError, StoreError
 from storage.models import Candidate, Evaluation, Export, Study
 from storage.pareto import Point, merge_duplicates, pareto_front
 from storage.records import (
@@ -330,6 +330,16 @@ class Store:
         with self._reading() as session:
             query = select(Export).where(Export.study_id == rows.study_row(session, study).id)
             return [rows.export_info(row, study) for row in session.scalars(query.order_by(Export.id))]
+
+
+def find_existing_study(url: str | None, name: str) -> StudyInfo | None:
+    """The study called `name` if the store at `url` exists and has it; a store that does not
+    exist yet is not created, an unreachable one raises StoreError."""
+    try:
+        with Store.open(url, create=False) as store:
+            return store.find_study(name)
+    except NoStoreError:
+        return None
 
 
 def candidate_labels(label: str | None) -> list[str]:
