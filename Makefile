@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint clean
+.PHONY: demo dashboard test test-slow lint clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -14,10 +14,17 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e '.[test]'
 	@touch $(STAMP)
 
-## demo: the main job: a search (greedy baseline and Optuna, on local Ray) on the embedded DiT
+## demo: the main job: a search (greedy baseline and Optuna, on local Ray) on the embedded DiT,
+## then its dashboard written as one HTML file
 demo: $(STAMP)
 	$(BIN)/edgediff search --model digits-dit --study demo-digits-dit --method both --budget 4 \
 		--workers 2 --images 64 --steps 25 --calib-samples 4
+	$(BIN)/edgediff report demo-digits-dit -o edgediff-out/demo-digits-dit.html
+	@echo "open edgediff-out/demo-digits-dit.html, or run 'make dashboard' for the live dashboard"
+
+## dashboard: the live dashboard over the store (http://127.0.0.1:8765/)
+dashboard: $(STAMP)
+	$(BIN)/edgediff dashboard
 
 ## test: the test suite (slow tests excluded)
 test: $(STAMP)

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edgediff import __version__, search_cli, study_cli
+from dashboards.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardError
+from edgediff import __version__, dashboard_cli, search_cli, study_cli
 from edgediff.errors import CliError
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
@@ -49,6 +50,16 @@ def _positive_float(text: str) -> float:
     value = _non_negative_float(text)
     if value == 0:
         raise argparse.ArgumentTypeError("0 is out of range: give a number > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a port 0..65535")
     return value
 
 
@@ -288,6 +299,23 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     study_cli.add_store_option(p)
     p.set_defaults(func=study_cli.cmd_export)
 
+    p = sub.add_parser("dashboard", help="serve the web dashboard over the store (fronts, "
+                                         "hypervolume, plans and their images)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback --host: the dashboard has no log-in")
+    p.add_argument("--refresh", type=_non_negative_float, default=DEFAULT_REFRESH_S,
+                   help="seconds between checks for new evaluations on a study page (0: never)")
+    p.add_argument("--db", help="store URL (default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db)")
+    p.set_defaults(func=dashboard_cli.cmd_dashboard)
+
+    p = sub.add_parser("report", help="write a study's dashboard as one static HTML file")
+    p.add_argument("study")
+    p.add_argument("-o", "--out", required=True, help="HTML file to write")
+    p.add_argument("--db", help="store URL (default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db)")
+    p.set_defaults(func=dashboard_cli.cmd_report)
+
 
 def _add_spec_options(p: argparse.ArgumentParser) -> None:
     """The evaluation spec of a new study (an existing study keeps its own)."""
@@ -324,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return func(args)
-    except (CliError, EvaluatorError, StoreError, SearchError) as err:
+    except (CliError, EvaluatorError, StoreError, SearchError, DashboardError) as err:
         print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

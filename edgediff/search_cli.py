@@ -16,6 +16,7 @@ from edgediff.study_cli import (
     study_spec,
 )
 from edgediff.tables import dumps, number, table
+from storage import HV_FID_FACTOR
 
 METHOD_CHOICES = {"greedy": ("greedy",), "optuna": ("optuna",), "both": ("greedy", "optuna")}
 
@@ -103,7 +104,7 @@ def _print_result(result: Any) -> None:
         if summary.front:
             print(table(POINT_HEADERS, point_rows(summary.front, full), POINT_RIGHT))
     if full is not None and result.reference_point is not None:
-        print(f"\nhypervolume against the reference point (full model's MACs, {2:g} x its FID = "
+        print(f"\nhypervolume against the reference point (full model's MACs, {HV_FID_FACTOR:g} x its FID = "
               f"{result.reference_point[1]:.3f}), in units of the full model:")
         rows = [[m, s.done, len(s.front), number(s.hypervolume, 4)] for m, s in result.methods.items()]
         print(table(["method", "evaluated", "front", "hypervolume"], rows, [False, True, True, True]))

@@ -15,6 +15,9 @@ Multi-fidelity: with `spec.screen_images`, `evaluate(plan, "screen")` generates 
 images and measures fidelity (no FID); `evaluate_staged` runs the screen, stops there when the
 plan falls below `spec.screen_min_psnr`, and otherwise completes the full pass re-using the
 screened images (image k depends only on its seed).
+
+Every evaluation keeps its first images (`Evaluation.samples`, a small PNG sheet): they are on the
+same seeds for every plan under a spec, so they can be shown beside the uncompressed model's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import torch
 from torch import nn
 
 from evaluators.cost import count_macs, cpu_name
+from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
 from evaluators.plan import Plan, full_plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
 from evaluators.runtime import check_plan_fits, model_ref
@@ -70,6 +74,9 @@ class Evaluation:
         device: what it ran on; versions: library versions.
         seconds: wall time of the whole evaluation; started_at / finished_at: UTC.
         extra: per-step MACs, MACs by layer type, batch size, screen verdict.
+        samples: the stage's first `images.SAMPLE_COUNT` images as a PNG sheet, on the same seeds
+            for every plan under the spec (so they sit beside the uncompressed model's); None where
+            not kept.
     """
 
     model: str
@@ -91,6 +98,7 @@ class Evaluation:
     started_at: datetime
     finished_at: datetime
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: SampleSheet | None = None
 
     @property
     def passed_screen(self) -> bool | None:
@@ -98,9 +106,11 @@ class Evaluation:
         return self.extra.get("passed_screen")
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (times as ISO text, the sample PNG as base64); `from_dict` reads it back."""
         out = asdict(self)
         out["started_at"] = self.started_at.isoformat()
         out["finished_at"] = self.finished_at.isoformat()
+        out["samples"] = None if self.samples is None else self.samples.to_dict()
         return out
 
     @classmethod
@@ -108,6 +118,8 @@ class Evaluation:
         data = dict(data)
         for key in ("started_at", "finished_at"):
             data[key] = datetime.fromisoformat(data[key])
+        samples = data.get("samples")
+        data["samples"] = None if samples is None else SampleSheet.from_dict(samples)
         return cls(**data)
 
 
@@ -215,6 +227,9 @@ class Evaluator:
         if ref is None:
             ref = self._load_cached() or self._run_reference()
             _REFERENCES[self.spec_hash] = ref
+        if ref.evaluation.samples is None:  # a run from the cache file, kept there without them
+            sheet = self._samples(_from_u8(ref.images[:SAMPLE_COUNT]))
+            ref.evaluation = replace(ref.evaluation, samples=sheet)
         if self._scorer is None:
             self._scorer = self._new_scorer(with_reference=False)
             self._scorer.load_reference_state(ref.fid_state)
@@ -310,7 +325,8 @@ class Evaluator:
         if stage == "full":
             return base
         extra = dict(base.extra, passed_screen=True)
-        return replace(base, stage=stage, num_images=count, fid=None, extra=extra)
+        samples = self._samples(_from_u8(ref.images[:count]))
+        return replace(base, stage=stage, num_images=count, fid=None, extra=extra, samples=samples)
 
     # --- pieces -------------------------------------------------------------------------------
     def _generate(self, plan: Plan, start: int, stop: int, desc: str
@@ -368,8 +384,13 @@ class Evaluator:
             mse=fidelity_values["mse"], psnr=fidelity_values["psnr"],
             similarity=fidelity_values["similarity"], device=device, versions=versions,
             seconds=(finished - started).total_seconds(), started_at=started, finished_at=finished,
-            extra=extra,
+            extra=extra, samples=self._samples(images),
         )
+
+    def _samples(self, images: torch.Tensor) -> SampleSheet:
+        """The sheet of the first images (of the spec's first seeds and conditions)."""
+        n = min(SAMPLE_COUNT, images.shape[0])
+        return sample_sheet(images[:n], self.subject.conditions(self.spec, n), self.spec.seeds(n))
 
     # --- the cache file -----------------------------------------------------------------------
     def _cache_path(self) -> Path | None:
@@ -404,7 +425,8 @@ class Evaluator:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"images": ref.images.contiguous(), **ref.fid_state}
-        meta = {"evaluation": json.dumps(ref.evaluation.to_dict())}
+        # without the sample sheet: `reference()` draws it again from the images in the file
+        meta = {"evaluation": json.dumps(replace(ref.evaluation, samples=None).to_dict())}
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         try:

@@ -31,7 +31,7 @@ from evaluators.defaults import DEFAULT_CACHE_DIR
 from evaluators.plan import Plan
 from evaluators.spec import EvalSpec
 from search.errors import SearchError
-from search.evaluation import record_failure, stored_evaluations, to_record
+from search.evaluation import record_failure, samples_record, stored_evaluations, to_record
 from search.strategies import (
     GREEDY,
     OPTUNA,
@@ -48,11 +48,10 @@ from storage import (
     Store,
     StudyInfo,
     find_existing_study,
-    hypervolume_2d,
+    normalized_hypervolume,
+    reference_point,
     resolve_url,
 )
-
-HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
 
 
 @dataclass(frozen=True)
@@ -139,20 +138,14 @@ class _Pending:
 def hypervolumes(store: Store, study: str, done: dict[str, int]) -> tuple[
         Point | None, tuple[float, float] | None, dict[str, MethodSummary]]:
     """Each method's (the keys of `done`: method -> proposals finished) front and hypervolume
-    against one reference point: the full model's MACs and twice its FID, in units of the full
-    model (MACs / full MACs, FID / full FID)."""
+    against one reference point (`storage.reference_point`: the full model's MACs and twice its
+    FID), in units of the full model."""
     full = store.full_model_point(study)
-    reference = None
-    if full is not None and full.macs and full.fid:
-        reference = (float(full.macs), HV_FID_FACTOR * full.fid)
     out = {}
     for method, finished in done.items():
         front = store.front(study, method=method)
-        volume = 0.0
-        if reference is not None and full is not None:
-            volume = hypervolume_2d(front, reference) / (full.macs * full.fid)  # type: ignore[operator]
-        out[method] = MethodSummary(method, finished, front, volume)
-    return full, reference, out
+        out[method] = MethodSummary(method, finished, front, normalized_hypervolume(front, full))
+    return full, reference_point(full), out
 
 
 class _Search:
@@ -336,7 +329,8 @@ class _Search:
             result = Evaluation.from_dict(data)
             _, last = self.store.record_candidate_evaluation(
                 self.study.name, plan_json=plan.to_json(), plan_hash=plan.content_hash(),
-                method=method, label=label, record=to_record(result, worker))
+                method=method, label=label, record=to_record(result, worker),
+                samples=samples_record(result))
         if out.get("error"):
             started = out.get("started_at")
             record_failure(self.store, self.study, plan, method=method, label=label,

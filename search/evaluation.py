@@ -1,5 +1,6 @@
 """Candidate plans evaluated into the store: what was measured before is reused by hash, what is
-new is measured and recorded (each evaluation in one transaction with its candidate).
+new is measured and recorded (each evaluation in one transaction with its candidate and its
+sample images).
 
     with Store.open(url) as store:
         study = open_study(store, "dit-manual", evaluator)
@@ -21,6 +22,7 @@ from storage import (
     CandidateInfo,
     EvaluationInfo,
     EvaluationRecord,
+    SampleImages,
     Store,
     StoreError,
     StudyInfo,
@@ -87,7 +89,7 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
     def record(result: Evaluation) -> None:  # each stage is stored as soon as it is measured
         cand, info = store.record_candidate_evaluation(
             study.name, plan_json=plan_json, plan_hash=plan_hash, method=method, label=label,
-            record=to_record(result, worker))
+            record=to_record(result, worker), samples=samples_record(result))
         candidate[:] = [cand]
         recorded.append(info)
 
@@ -147,6 +149,18 @@ def to_record(result: Evaluation, worker: str | None = None) -> EvaluationRecord
         versions=dict(result.versions), started_at=result.started_at,
         finished_at=result.finished_at, seconds=result.seconds, worker=worker,
         extra=dict(result.extra),
+    )
+
+
+def samples_record(result: Evaluation) -> SampleImages | None:
+    """An evaluator result's sample sheet as a store record (None when it kept none)."""
+    sheet = result.samples
+    if sheet is None:
+        return None
+    return SampleImages(
+        model=result.model, spec_hash=result.spec_hash, plan_hash=result.plan_hash, png=sheet.png,
+        count=sheet.count, columns=sheet.columns, width=sheet.width, height=sheet.height,
+        captions=sheet.captions, seeds=sheet.seeds,
     )
 
 

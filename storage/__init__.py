@@ -7,12 +7,20 @@ holds the MACs/FID front. Problems a user can fix are one-line `StoreError`s.
 
 from storage.choose import describe_constraint
 from storage.errors import NoStoreError, StoreError
-from storage.pareto import Point, hypervolume_2d, pareto_front
+from storage.pareto import (
+    HV_FID_FACTOR,
+    Point,
+    hypervolume_2d,
+    normalized_hypervolume,
+    pareto_front,
+    reference_point,
+)
 from storage.records import (
     CandidateInfo,
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
+    SampleImages,
     StudyInfo,
     StudySummary,
 )
@@ -24,6 +32,7 @@ __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
     "FULL_METHOD",
+    "HV_FID_FACTOR",
     "SCHEMA_HEAD",
     "CandidateInfo",
     "EvaluationInfo",
@@ -33,12 +42,15 @@ __all__ = [
     "find_existing_study",
     "NoStoreError",
     "Point",
+    "SampleImages",
     "Store",
     "StoreError",
     "StudyInfo",
     "StudySummary",
     "describe_constraint",
     "hypervolume_2d",
+    "normalized_hypervolume",
     "pareto_front",
+    "reference_point",
     "resolve_url",
 ]

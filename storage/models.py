@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -67,7 +68,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+        list[int]: JSON(),
+    }
 
 
 class Study(Base):
@@ -153,6 +159,32 @@ class Evaluation(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(200))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Samples(Base):
+    """The first images of a plan's evaluation as one PNG grid; one per (model, spec_hash, plan_hash).
+
+    Kept with the plan's first ok evaluation (any stage: image k of every plan under a spec has the
+    same seed, so the sheets of the screen and the full pass show the same images). Fields: `png`,
+    `count` (images), `columns` (cells per row), `width` / `height` (one cell, pixels), `captions`
+    (each image's condition as text), `seeds`, `created_at` (UTC).
+    """
+
+    __tablename__ = "edgediff_samples"
+    __table_args__ = (UniqueConstraint("model", "spec_hash", "plan_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    spec_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    plan_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    captions: Mapped[list[str]] = mapped_column()
+    seeds: Mapped[list[int]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class Export(Base):

@@ -85,3 +85,23 @@ def hypervolume_2d(points: Iterable[Point], reference: tuple[float, float]) -> f
     # The front is sorted by macs with falling fid: a strip per point, up to the next point's macs.
     rights = [p.macs for p in inside[1:]] + [ref_macs]
     return sum((right - p.macs) * (ref_fid - p.fid) for p, right in zip(inside, rights, strict=True))
+
+
+HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
+
+
+def reference_point(full: Point | None) -> tuple[float, float] | None:
+    """The reference point fronts are compared against: (the full model's MACs, HV_FID_FACTOR x
+    its FID); None without a measured full model."""
+    if full is None or not full.macs or not full.fid:
+        return None
+    return float(full.macs), HV_FID_FACTOR * full.fid
+
+
+def normalized_hypervolume(points: Iterable[Point], full: Point | None) -> float:
+    """`hypervolume_2d` against `reference_point(full)`, in full-model units (MACs / full MACs,
+    FID / full FID), so studies of different models compare; 0 without a measured full model."""
+    reference = reference_point(full)
+    if reference is None or full is None:
+        return 0.0
+    return hypervolume_2d(points, reference) / (float(full.macs or 1) * float(full.fid or 1))

@@ -65,6 +65,35 @@ class EvaluationInfo(EvaluationRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SampleImages:
+    """The first images of a plan's evaluation as one PNG grid; keyed by (model, spec_hash, plan_hash).
+
+    Fields: `png` (the grid's bytes: `columns` cells per row in image order, a 1-pixel white pad
+    between and around them), `count` (images), `width` / `height` (one cell, in pixels),
+    `captions` (each image's condition as text: class id, prompt or "") and `seeds` (each image's
+    seed; image k of every plan under a spec has the same one).
+    """
+
+    model: str
+    spec_hash: str
+    plan_hash: str
+    png: bytes
+    count: int
+    columns: int
+    width: int
+    height: int
+    captions: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.captions) != self.count or len(self.seeds) != self.count:
+            raise ValueError(
+                f"sample sheet of {self.count} images has {len(self.captions)} captions and "
+                f"{len(self.seeds)} seeds; give one of each per image"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StudyInfo:
     """A study: `id`, `name`, `model`, `model_fingerprint`, `spec_json`, `spec_hash`,
     `objectives`, `method`, `created_at` (UTC), `notes`."""

@@ -10,18 +10,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import StoreError
-from storage.models import Candidate, Evaluation, Export, Study
+from storage.models import Candidate, Evaluation, Export, Samples, Study
 from storage.pareto import Point
 from storage.records import (
     CandidateInfo,
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
+    SampleImages,
     StudyInfo,
     StudySummary,
 )
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EvaluationRecord))
+_SAMPLE_FIELDS = tuple(f.name for f in dataclasses.fields(SampleImages))
+# the columns `evaluated_pairs` reads: a CandidateInfo's (its study is known) and an EvaluationInfo's
+_CANDIDATE_COLUMNS = tuple(f.name for f in dataclasses.fields(CandidateInfo) if f.name != "study")
+_EVALUATION_COLUMNS = tuple(f.name for f in dataclasses.fields(EvaluationInfo))
 _NAMES_SHOWN = 10
 
 
@@ -80,6 +85,76 @@ def put_evaluation(session: Session, record: EvaluationRecord) -> Evaluation:
         setattr(row, name, value)
     session.flush()
     return row
+
+
+def samples_query(model: str, spec_hash: str, plan_hash: str) -> Select[tuple[Samples]]:
+    return select(Samples).where(
+        Samples.model == model, Samples.spec_hash == spec_hash, Samples.plan_hash == plan_hash
+    )
+
+
+def put_samples(session: Session, record: EvaluationRecord, samples: SampleImages | None) -> None:
+    """Keep the sample sheet of an ok `record`. A plan's first sheet stays (image k has the same seed
+    at every stage), unless this one has more images: a full pass after a screen of fewer images."""
+    if samples is None or record.status != "ok":
+        return
+    key = (samples.model, samples.spec_hash, samples.plan_hash)
+    if key != (record.model, record.spec_hash, record.plan_hash):
+        raise ValueError(
+            f"samples of model/spec/plan {key} do not belong to the evaluation of "
+            f"{(record.model, record.spec_hash, record.plan_hash)}"
+        )
+    query = samples_query(*key)
+    row = session.scalars(query.with_for_update()).one_or_none()
+    values = {name: getattr(samples, name) for name in _SAMPLE_FIELDS}
+    values.update(captions=list(samples.captions), seeds=list(samples.seeds))
+    if row is None:
+        row, inserted = insert_or_get(session, Samples(**values), query)
+        if inserted:
+            return
+    if samples.count > row.count:
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.flush()
+
+
+def evaluated_pairs(
+    session: Session, study: str, method: str | None
+) -> list[tuple[CandidateInfo, EvaluationInfo]]:
+    """Every candidate of the study called `study` (of `method` if given) with each of its
+    evaluations under the study's model and spec hash, by evaluation finish time (unfinished last),
+    evaluation id, candidate id. One statement (the study's row joined in), read as plain columns:
+    building ORM objects would take most of the time on a store with 100,000 evaluations."""
+    candidate_columns = [getattr(Candidate, name) for name in _CANDIDATE_COLUMNS]
+    evaluation_columns = [getattr(Evaluation, name) for name in _EVALUATION_COLUMNS]
+    query = (
+        select(*candidate_columns, *evaluation_columns)
+        .join(Study, Study.id == Candidate.study_id)
+        .join(
+            Evaluation,
+            and_(
+                Evaluation.plan_hash == Candidate.plan_hash,
+                Evaluation.model == Study.model,
+                Evaluation.spec_hash == Study.spec_hash,
+            ),
+        )
+        .where(Study.name == study)
+        .order_by(Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id)
+    )
+    if method is not None:
+        query = query.where(Candidate.method == method)
+    split, key = len(_CANDIDATE_COLUMNS), _CANDIDATE_COLUMNS.index("id")
+    candidates: dict[int, CandidateInfo] = {}  # a candidate with two stages is one CandidateInfo
+    pairs = []
+    for row in session.execute(query):
+        candidate_id = row[key]
+        candidate = candidates.get(candidate_id)
+        if candidate is None:
+            values = dict(zip(_CANDIDATE_COLUMNS, row[:split], strict=True))
+            candidate = candidates[candidate_id] = CandidateInfo(study=study, **values)
+        evaluation = EvaluationInfo(**dict(zip(_EVALUATION_COLUMNS, row[split:], strict=True)))
+        pairs.append((candidate, evaluation))
+    return pairs
 
 
 def summary_rows(session: Session) -> list[StudySummary]:
@@ -146,6 +221,11 @@ def candidate_info(row: Candidate, study: str) -> CandidateInfo:
 
 def evaluation_info(row: Evaluation) -> EvaluationInfo:
     return _info(EvaluationInfo, row, versions=dict(row.versions), extra=dict(row.extra))
+
+
+def samples_info(row: Samples) -> SampleImages:
+    captions, seeds = tuple(row.captions), tuple(row.seeds)
+    return _info(SampleImages, row, png=bytes(row.png), captions=captions, seeds=seeds)
 
 
 def export_info(row: Export, study: str) -> ExportInfo:

@@ -28,6 +28,7 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
+    SampleImages,
     StudyInfo,
     StudySummary,
 )
@@ -196,11 +197,16 @@ class Store:
             row = session.scalars(rows.evaluation_query(model, spec_hash, plan_hash, stage)).one_or_none()
             return None if row is None else rows.evaluation_info(row)
 
-    def record_evaluation(self, record: EvaluationRecord) -> EvaluationInfo:
+    def record_evaluation(
+        self, record: EvaluationRecord, samples: SampleImages | None = None
+    ) -> EvaluationInfo:
         """Record an evaluation; an ok one with the same key is kept and returned unchanged, a failed
-        one is replaced by `record`."""
+        one is replaced by `record`. The `samples` of an ok record are kept in the same transaction
+        unless the plan has samples already (see `samples`)."""
         with self._writing() as session:
-            return rows.evaluation_info(rows.put_evaluation(session, record))
+            evaluation = rows.put_evaluation(session, record)
+            rows.put_samples(session, record, samples)
+            return rows.evaluation_info(evaluation)
 
     def record_candidate_evaluation(
         self,
@@ -211,14 +217,29 @@ class Store:
         method: str,
         label: str | None = None,
         record: EvaluationRecord,
+        samples: SampleImages | None = None,
     ) -> tuple[CandidateInfo, EvaluationInfo]:
-        """Add the candidate and record its evaluation in one transaction (all or nothing)."""
+        """Add the candidate and record its evaluation (and the samples of an ok one, as
+        `record_evaluation` does) in one transaction (all or nothing)."""
         with self._writing() as session:
             study_row = rows.study_row(session, study)
             _check_record_fits(plan_hash, study_row, record)
             candidate = _put_candidate(session, study_row, plan_json, plan_hash, method, label)
             evaluation = rows.put_evaluation(session, record)
+            rows.put_samples(session, record, samples)
             return rows.candidate_info(candidate, study), rows.evaluation_info(evaluation)
+
+    def samples(self, study: str, plan_hash: str) -> SampleImages | None:
+        """The sample images of one of the study's plans under its model and spec hash, or None.
+
+        One sheet per plan: the first images of its first ok evaluation (a full pass with more
+        images than the screen before it replaces the screen's), on the same seeds as every other
+        plan of the study, the uncompressed model's (method "full") included.
+        """
+        with self._reading() as session:
+            row = rows.study_row(session, study)
+            found = session.scalars(rows.samples_query(row.model, row.spec_hash, plan_hash)).one_or_none()
+            return None if found is None else rows.samples_info(found)
 
     # ---- queries
 
@@ -246,6 +267,17 @@ class Store:
                 query = query.where(Candidate.method == method)
             points = merge_duplicates(rows.point(c, e) for c, e in session.execute(query))
         return sorted(points, key=_point_order)
+
+    def evaluated(self, study: str, method: str | None = None) -> list[tuple[CandidateInfo, EvaluationInfo]]:
+        """Every candidate of the study (of one method if given) paired with each of its evaluations
+        under the study's model and spec hash (both stages, ok and failed), in the order they
+        finished (unfinished last), then by evaluation id and candidate id. One query; a plan that
+        several methods proposed appears once per candidate, a candidate never evaluated not at all."""
+        with self._reading() as session:
+            pairs = rows.evaluated_pairs(session, study, method)
+            if not pairs:
+                rows.study_row(session, study)  # StoreError for an unknown study
+            return pairs
 
     def front(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
         """The study's MACs/FID Pareto front (of one method's candidates if given)."""

@@ -3,8 +3,10 @@ model's run computed once and reused; multi-fidelity stages; the real-pipeline p
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DiTPipeline
@@ -13,13 +15,15 @@ from PIL import Image
 from evaluators import evaluate as ev
 from evaluators.cost import count_macs
 from evaluators.errors import EvaluatorError
-from evaluators.evaluate import Evaluator
+from evaluators.evaluate import Evaluation, Evaluator
+from evaluators.images import SAMPLE_COUNT
 from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
 from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
 from evaluators.spec import EvalSpec, SpecError
 from evaluators.subjects import DigitsSubject, PipelineSubject
 from evaluators.zoo import load_scheduler
 from tests.evaluators.counting import CountingSubject
+from tests.evaluators.test_images import cells
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_size=12)
 
@@ -118,6 +122,38 @@ def test_reference_run_is_cached_on_disk(dit_subject, fresh_cache, tmp_path):
     plan = attention_plan(evaluator.full_plan, "wars")
     fresh = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).evaluate(plan)
     assert fresh.fid == pytest.approx(evaluator.evaluate(plan).fid, rel=1e-6)
+
+
+def same_images(first: list[np.ndarray], second: list[np.ndarray]) -> bool:
+    return len(first) == len(second) and all(map(np.array_equal, first, second))
+
+
+def test_every_evaluation_keeps_its_first_images_on_the_reference_seeds(dit_subject, fresh_cache,
+                                                                        tmp_path):
+    evaluator = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path)
+    ref = evaluator.reference()
+    n = min(SAMPLE_COUNT, SPEC.num_images)
+    full = evaluator.evaluate(evaluator.full_plan).samples
+    assert full is not None and full.count == n and full.seeds == tuple(SPEC.seeds(n))
+    assert full.captions == tuple(str(c) for c in dit_subject.conditions(SPEC, n))
+    assert (full.width, full.height) == tuple(ref.images.shape[-2:])
+    reference_cells = list(ref.images[:n, 0].numpy())  # 8-bit grey images
+    assert same_images(cells(full), reference_cells)
+    screen = evaluator.evaluate(evaluator.full_plan, "screen").samples
+    assert screen.count == SPEC.screen_images and screen.seeds == full.seeds[:SPEC.screen_images]
+    assert same_images(cells(screen), reference_cells[:SPEC.screen_images])
+    # a compressed plan: the screen's images, then the full pass's, on the same seeds
+    screened, done = evaluator.evaluate_staged(attention_plan(evaluator.full_plan, "wars+asc"))
+    assert (screened.samples.count, done.samples.count) == (SPEC.screen_images, n)
+    assert (done.samples.seeds, done.samples.captions) == (full.seeds, full.captions)
+    assert done.samples.png != full.png
+    assert same_images(cells(screened.samples), cells(done.samples)[:SPEC.screen_images])
+    # what a search worker sends through Ray comes back whole
+    assert Evaluation.from_dict(json.loads(json.dumps(done.to_dict()))) == done
+    # a new process reading the cache file draws the same sheet from the images in it
+    ev._REFERENCES.clear()
+    loaded = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).reference()
+    assert loaded.evaluation.samples == ref.evaluation.samples == full
 
 
 def test_unet_deepcache_plan(unet, classifier, fresh_cache):

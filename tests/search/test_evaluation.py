@@ -10,6 +10,7 @@ import torch
 
 from evaluators import evaluate as ev
 from evaluators.evaluate import Evaluator
+from evaluators.images import SAMPLE_COUNT
 from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
 from evaluators.runtime import apply_plan
 from evaluators.sampling import denoise
@@ -55,6 +56,14 @@ def test_shipped_dit_study_front_and_export(store_url, subject, tmp_path):
             assert o.evaluations[0].stage == "screen" and not o.reused
             assert (o.final.stage == "full") == (o.evaluations[0].psnr >= SPEC.screen_min_psnr)
         assert passed, "no plan passed the screen: the front below would be trivial"
+        # every evaluated plan keeps its first images, on the uncompressed model's seeds
+        full_samples = store.samples("dit", full.plan_hash)
+        assert full_samples is not None and full_samples.count == min(SAMPLE_COUNT, SPEC.num_images)
+        for o in outcomes.values():
+            samples = store.samples("dit", o.candidate.plan_hash)
+            assert samples is not None and samples.count == min(SAMPLE_COUNT, o.final.num_images)
+            assert samples.seeds == full_samples.seeds[: samples.count]
+            assert samples.captions == full_samples.captions[: samples.count]
         # the front is exactly the undominated measurements (checked by brute force)
         def dominated(p):
             return any(q.macs <= p.macs and q.fid <= p.fid and (q.macs, q.fid) != (p.macs, p.fid)
@@ -109,8 +118,10 @@ def test_failures_are_recorded_and_bad_plans_write_nothing(store_url, subject, u
                                        plan_hash=plan.content_hash(), stage="screen")
         assert failed.status == "failed" and "device lost" in failed.error  # the stage that failed
         assert failed.num_images == SPEC.screen_images
+        assert store.samples("dit", plan.content_hash()) is None  # a failure keeps no images
         retried = evaluate_candidate(store, study, evaluator, plan, method="manual")
         assert retried.final.status == "ok" and not retried.reused
+        assert store.samples("dit", plan.content_hash()) is not None
 
         # the screen passes, the full pass dies: the screen is kept, the failure is the full stage
         wars = with_method(evaluator.full_plan, "wars")
@@ -123,6 +134,7 @@ def test_failures_are_recorded_and_bad_plans_write_nothing(store_url, subject, u
         screen = store.find_evaluation(**key, stage="screen")
         assert screen.status == "ok" and screen.extra["passed_screen"] is True
         assert store.find_evaluation(**key, stage="full").status == "failed"
+        assert store.samples("dit", wars.content_hash()).count == SPEC.screen_images  # the screen's
 
 
 def test_unet_deepcache_study(store_url, unet, classifier):

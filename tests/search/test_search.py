@@ -59,6 +59,11 @@ def _check_study(store: Store, result, config: SearchConfig) -> None:
                            for q in points)
         volume = hypervolume_2d(front, result.reference_point) / (full.macs * full.fid)
         assert result.methods[method].hypervolume == pytest.approx(volume)
+    full_samples = store.samples(study, full.plan_hash)  # the driver stores the workers' sample images
+    assert full_samples is not None and full_samples.count == min(16, config.spec.num_images)
+    for candidate in store.candidates(study):
+        samples = store.samples(study, candidate.plan_hash)
+        assert samples is not None and samples.seeds == full_samples.seeds, candidate.label
     if "greedy" in config.methods:  # every proposal is recorded, two giving one plan as two labels
         labels = [x for c in store.candidates(study, method="greedy") for x in candidate_labels(c.label)]
         assert len(labels) == len(set(labels)) == result.methods["greedy"].done

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage import EvaluationRecord, Store
+from storage import EvaluationRecord, SampleImages, Store
 
 MODEL = "digits-dit"
 SPEC_HASH = "5" * 64
@@ -55,3 +55,20 @@ def add_plan(store: Store, study: str, plan: str, *, method: str = "greedy", lab
 def find(store: Store, plan: str, *, stage: str = "full", model: str = MODEL):
     """The evaluation of plan `plan` of `model` under SPEC_HASH, or None."""
     return store.find_evaluation(model=model, spec_hash=SPEC_HASH, plan_hash=plan_hash(plan), stage=stage)
+
+
+def sheet(plan: str, *, count: int = 4, png: bytes = b"\x89PNG\x00\xff", **fields) -> SampleImages:
+    """A sample sheet of plan `plan` of MODEL under SPEC_HASH (the png need not be a real PNG)."""
+    values = dict(
+        model=MODEL,
+        spec_hash=SPEC_HASH,
+        plan_hash=plan_hash(plan),
+        png=png,
+        count=count,
+        columns=min(count, 8),
+        width=16,
+        height=16,
+        captions=tuple(str(k % 10) for k in range(count)),
+        seeds=tuple(range(count)),
+    )
+    return SampleImages(**{**values, **fields})

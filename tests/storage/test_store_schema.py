@@ -10,13 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
-from store_helpers import MODEL, SPEC_HASH
+from store_helpers import MODEL, SPEC_HASH, add_evaluated, plan_hash
 
 from storage import SCHEMA_HEAD, Store, StoreError
 from storage.models import Base
-from storage.schema import VERSION_TABLE, known_revisions
+from storage.schema import VERSION_TABLE, alembic_config, known_revisions
 
-EDGEDIFF_TABLES = {"edgediff_studies", "edgediff_candidates", "edgediff_evaluations", "edgediff_exports"}
+EDGEDIFF_TABLES = {
+    "edgediff_studies",
+    "edgediff_candidates",
+    "edgediff_evaluations",
+    "edgediff_exports",
+    "edgediff_samples",
+}
 
 
 def tables(url: str) -> set[str]:
@@ -62,6 +68,46 @@ def test_migrations_match_the_models(store_url):
     finally:
         engine.dispose()
     assert [d for d in differences if "alembic_version" not in str(d)] == []
+
+
+def at_revision(url: str, revision: str) -> None:
+    """Create the store's schema at an older `revision`, as an earlier edgediff left it."""
+    from alembic import command
+
+    if url.startswith("sqlite"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def test_a_store_at_0001_is_upgraded_on_open_with_its_rows_intact(store_url):
+    at_revision(store_url, "0001")
+    assert tables(store_url) == EDGEDIFF_TABLES - {"edgediff_samples"} | {VERSION_TABLE}
+    when, plan = "2025-01-02 03:04:05", plan_hash("a")
+    execute(  # rows as revision 0001 wrote them
+        store_url,
+        "INSERT INTO edgediff_studies (name, model, spec_json, spec_hash, objectives, method, created_at)"
+        f" VALUES ('old', '{MODEL}', '{{}}', '{SPEC_HASH}', '[\"macs\", \"fid\"]', 'greedy', '{when}')",
+        "INSERT INTO edgediff_candidates (study_id, plan_hash, plan_json, method, created_at)"
+        f" SELECT id, '{plan}', '{{}}', 'greedy', '{when}' FROM edgediff_studies",
+        "INSERT INTO edgediff_evaluations (model, spec_hash, plan_hash, stage, status, fid, macs_per_image,"
+        " num_images, device, versions, started_at, finished_at, extra)"
+        f" VALUES ('{MODEL}', '{SPEC_HASH}', '{plan}', 'full', 'ok', 12.5, 900, 10, 'cpu', '{{}}',"
+        f" '{when}', '{when}', '{{}}')",
+    )
+    with Store.open(store_url) as store:
+        assert [s.name for s in store.list_studies()] == ["old"]
+        assert [(p.plan_hash, p.fid, p.macs) for p in store.points("old")] == [(plan, 12.5, 900)]
+        ((candidate, evaluation),) = store.evaluated("old")
+        assert (candidate.plan_hash, evaluation.status, evaluation.finished_at.year) == (plan, "ok", 2025)
+        assert store.samples("old", plan_hash("a")) is None
+        add_evaluated(store, "old", "b")  # the new revision's tables are usable
+    assert tables(store_url) == EDGEDIFF_TABLES | {VERSION_TABLE}
+    assert execute(store_url, f"SELECT version_num FROM {VERSION_TABLE}") == [[(SCHEMA_HEAD,)]]
 
 
 def test_reopening_does_not_rerun_migrations(store_url):

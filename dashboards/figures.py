@@ -1,0 +1,155 @@
+"""The dashboard's charts as Plotly figures, built from the view dicts of `dashboards.views`.
+
+Every figure is handed to the page as Plotly JSON (`figure_json`) and drawn by plotly.js; points
+carry their plan hash in `customdata`, so a click on any of them opens that plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.colors import qualitative
+
+GIGA = 1e9
+_FIXED_COLOURS = {"greedy": "#1f77b4", "optuna": "#d62728"}
+_OTHER_COLOURS = [c for c in qualitative.D3 if c not in _FIXED_COLOURS.values()]
+_TECHNIQUE_COLOURS = {
+    "full": "#4c4c4c", "full+asc": "#8c6d31", "asc": "#bd9e39", "wars": "#3182bd",
+    "wars+asc": "#6baed6", "ast": "#31a354", "partial": "#9ecae1",
+}
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=40), height=460,
+               legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+_POINT_HOVER = ("<b>%{text}</b><br>%{x:.3f} GMACs/img (%{customdata[1]})<br>FID %{y:.2f} "
+                "(%{customdata[2]})<br>plan %{customdata[3]}<extra>%{fullData.name}</extra>")
+
+
+def method_colour(method: str, methods: list[str]) -> str:
+    """Greedy blue and Optuna red everywhere; other methods take the next colours in turn."""
+    if method in _FIXED_COLOURS:
+        return _FIXED_COLOURS[method]
+    others = [m for m in methods if m not in _FIXED_COLOURS]
+    return _OTHER_COLOURS[others.index(method) % len(_OTHER_COLOURS)] if method in others else "#7f7f7f"
+
+
+def front_figure(view: dict[str, Any]) -> go.Figure:
+    """MACs vs FID: every evaluated plan of each method as a faint point, each method's Pareto
+    front as a staircase, the full model as a star."""
+    fig = go.Figure()
+    methods = list(view["methods"])
+    for method, data in view["methods"].items():
+        colour = method_colour(method, methods)
+        fig.add_trace(_points_trace(data["points"], f"{method}: all evaluated", colour,
+                                    dict(size=7, opacity=0.3), legendgroup=method))
+        fig.add_trace(_points_trace(data["front"], f"{method}: front ({len(data['front'])})", colour,
+                                    dict(size=11, line=dict(width=1, color="white")),
+                                    mode="lines+markers", line=dict(shape="hv", width=2),
+                                    legendgroup=method))
+    if view["full"] is not None:
+        fig.add_trace(_points_trace([view["full"]], "full model", "#111111",
+                                    dict(size=18, symbol="star")))
+    fids = [p["fid"] for data in view["methods"].values() for p in data["points"] if p["fid"]]
+    if fids and max(fids) > 4 * min(fids):  # broken plans far above the front: a log axis keeps both
+        fig.update_yaxes(type="log")
+    fig.update_layout(title="Pareto front: MACs per image vs FID (lower left is better)",
+                      xaxis_title="GMACs per image", yaxis_title="FID", clickmode="event",
+                      hovermode="closest", **_LAYOUT)
+    return fig
+
+
+def hypervolume_figure(view: dict[str, Any]) -> go.Figure:
+    """Each method's front hypervolume after each of its evaluations."""
+    fig = go.Figure()
+    methods = list(view["methods"])
+    for method, data in view["methods"].items():
+        history = data["history"]
+        fig.add_trace(go.Scatter(
+            x=[h["evaluations"] for h in history], y=[h["hypervolume"] for h in history],
+            customdata=[[h["plan_hash"], h["status"]] for h in history], name=method,
+            mode="lines+markers", line=dict(shape="hv", color=method_colour(method, methods)),
+            hovertemplate="evaluation %{x}: HV %{y:.4f}<br>%{customdata[1]} plan "
+                          "%{customdata[0]:.12}<extra>%{fullData.name}</extra>",
+        ))
+    reference = view["reference_point"]
+    note = "" if reference is None else f" (reference: full MACs, {reference['fid']:.2f} FID)"
+    fig.update_layout(title=f"Hypervolume against evaluations{note}", xaxis_title="evaluations",
+                      yaxis_title="hypervolume (full-model units)", hovermode="closest", **_LAYOUT)
+    fig.update_xaxes(rangemode="tozero", dtick=_tick_step(view))
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def technique_figure(plan: dict[str, Any]) -> go.Figure:
+    """The plan's technique per (layer, step) as a heatmap, or its DeepCache schedule as a
+    one-row timeline."""
+    techniques = plan["techniques"]
+    if techniques["kind"] == "attention":
+        rows = techniques["methods"]
+        title = (f"DiTFastAttn methods per self-attention layer and step "
+                 f"({techniques['layers']} layers × {techniques['steps']} steps)")
+        y_title, y = "layer", list(range(len(rows)))
+    else:
+        rows = [techniques["row"]]
+        branch = techniques["branch"]
+        title = ("DeepCache schedule: " + (f"branch {branch}, " if branch is not None else "")
+                 + f"{rows[0].count('full')} full of {techniques['steps']} steps")
+        if techniques["depth_skip"]:
+            title += f"; {techniques['depth_skip']} deepest level(s) skipped"
+        y_title, y = "", ["U-Net"]
+    legend = [name for name in techniques["legend"] if any(name in row for row in rows)] or ["full"]
+    index = {name: k for k, name in enumerate(legend)}
+    fig = go.Figure(go.Heatmap(
+        z=[[index[m] for m in row] for row in rows], x=list(range(techniques["steps"])), y=y,
+        text=rows, zmin=-0.5, zmax=len(legend) - 0.5, colorscale=_stepped(legend), xgap=1, ygap=1,
+        colorbar=dict(tickvals=list(range(len(legend))), ticktext=legend, title="technique"),
+        hovertemplate="step %{x}, " + ("layer %{y}" if y_title else "%{y}") + ": %{text}<extra></extra>",
+    ))
+    height = 140 + 22 * len(rows) if y_title else 220
+    fig.update_layout(title=title, xaxis_title="denoising step", yaxis_title=y_title,
+                      **{**_LAYOUT, "height": max(height, 220)})
+    if y_title:
+        fig.update_yaxes(autorange="reversed", dtick=1)
+    return fig
+
+
+def figure_json(fig: go.Figure) -> str:
+    """The figure as Plotly JSON text."""
+    return pio.to_json(fig, validate=False, engine="json")
+
+
+# --- pieces ------------------------------------------------------------------------------------------
+
+def _points_trace(points: list[dict[str, Any]], name: str, colour: str, marker: dict[str, Any],
+                  **kw: Any) -> go.Scatter:
+    return go.Scatter(
+        x=[p["macs"] / GIGA for p in points], y=[p["fid"] for p in points], name=name,
+        text=[", ".join(p["labels"]) or ", ".join(p["methods"]) for p in points],
+        customdata=[[p["plan_hash"], _times(p["macs_ratio"]), _signed(p["fid_delta"]), p["plan_hash"][:12]]
+                    for p in points],
+        mode=kw.pop("mode", "markers"), marker=dict(color=colour, **marker), hovertemplate=_POINT_HOVER,
+        **kw,
+    )
+
+
+def _stepped(names: list[str]) -> list[list[Any]]:
+    """A colour scale with one flat band per category (z = 0 .. n-1)."""
+    n = len(names)
+    scale = []
+    for k, name in enumerate(names):
+        colour = _TECHNIQUE_COLOURS.get(name, "#999999")
+        scale += [[k / n, colour], [(k + 1) / n, colour]]
+    return scale
+
+
+def _tick_step(view: dict[str, Any]) -> int | None:
+    most = max((len(d["history"]) for d in view["methods"].values()), default=0)
+    return 1 if most <= 12 else None
+
+
+def _times(ratio: float | None) -> str:
+    return "" if ratio is None else f"{ratio:.2f}× fewer MACs than full"
+
+
+def _signed(delta: float | None) -> str:
+    return "" if delta is None else f"{delta:+.2f} vs full"

@@ -1,0 +1,92 @@
+// The study page: draws the Plotly figures the server (or the report) handed over, opens a plan
+// when a point is clicked, and, when served live, redraws when new evaluations land.
+(function () {
+  "use strict";
+  var node = document.getElementById("study-data");
+  if (!node) { return; }
+  var page = JSON.parse(node.textContent);
+  var config = { responsive: true, displaylogo: false };
+  var version = page.version;
+
+  function draw(id, figure) {
+    var target = document.getElementById(id);
+    if (target && figure) { return Plotly.react(target, figure.data, figure.layout, config); }
+    return Promise.resolve();
+  }
+
+  function drawPlanFigures(root) {
+    root.querySelectorAll("script.figure").forEach(function (script) {
+      var figure = JSON.parse(script.textContent);
+      draw(script.dataset.target, figure);
+    });
+  }
+
+  function showPlan(hash, html) {
+    var panel = document.getElementById("plan-panel");
+    panel.innerHTML = html;
+    drawPlanFigures(panel);
+    history.replaceState(null, "", "#plan=" + hash);
+    panel.scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+
+  function openPlan(hash) {
+    if (page.static) {
+      var template = document.getElementById("plan-" + hash);
+      showPlan(hash, template ? template.innerHTML : "<p class=\"error\">This report holds no view of plan " + hash + ".</p>");
+      return;
+    }
+    fetch(page.fragment_url + encodeURIComponent(hash) + "/fragment")
+      .then(function (response) {
+        return response.text().then(function (text) {
+          if (!response.ok) { throw new Error(text); }
+          return text;
+        });
+      })
+      .then(function (html) { showPlan(hash, html); })
+      .catch(function (err) {
+        document.getElementById("plan-panel").innerHTML = "<p class=\"error\"></p>";
+        document.querySelector("#plan-panel .error").textContent = "Could not open plan " + hash + ": " + err.message;
+      });
+  }
+
+  function onPointClick(event) {
+    var point = event.points && event.points[0];
+    if (point && point.customdata) { openPlan(point.customdata[0]); }
+  }
+
+  function bindLinks(root) {
+    root.querySelectorAll("a.plan-link").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        openPlan(link.dataset.plan);
+      });
+    });
+  }
+
+  function refresh() {
+    fetch(page.figures_url, { cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (update) {
+        if (!update || update.version === version) { return; }
+        version = update.version;
+        draw("front-plot", update.front);
+        draw("hv-plot", update.hypervolume);
+        var summary = document.getElementById("summary");
+        summary.innerHTML = update.summary_html;
+        bindLinks(summary);
+      })
+      .catch(function () { /* the server is away: try again at the next tick */ })
+      .then(function () { setTimeout(refresh, page.refresh_ms); });
+  }
+
+  if (page.front) {
+    draw("front-plot", page.front).then(function (plot) { plot.on("plotly_click", onPointClick); });
+    draw("hv-plot", page.hypervolume).then(function (plot) { plot.on("plotly_click", onPointClick); });
+    bindLinks(document);
+    var wanted = /^#plan=([0-9a-f]+)$/.exec(location.hash);
+    if (wanted) { openPlan(wanted[1]); }
+    if (!page.static && page.refresh_ms > 0) { setTimeout(refresh, page.refresh_ms); }
+  } else {
+    drawPlanFigures(document);
+  }
+}());

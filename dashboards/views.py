@@ -1,0 +1,302 @@
+"""What the dashboard shows, read from the store as plain JSON-ready dicts (no torch, no web).
+
+The same dicts are the JSON API, feed the Plotly figures and fill the HTML templates, for the live
+server and the static report alike:
+
+- `study_list(store)`: every study with its counts and best values;
+- `study_view(store, name)`: per method every evaluated plan, the Pareto front, the hypervolume and
+  how it grew with the method's evaluations; the full model's point and the reference point;
+- `plan_view(store, name, plan)`: one plan's numbers, its evaluations, its technique map and what
+  is known about its sample images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from evaluators.plan import Plan
+from storage import (
+    FULL_METHOD,
+    CandidateInfo,
+    EvaluationInfo,
+    Point,
+    Store,
+    StoreError,
+    normalized_hypervolume,
+    pareto_front,
+    reference_point,
+)
+
+MIN_PREFIX = 6  # the shortest plan-hash prefix the dashboard resolves
+
+
+class NotFound(StoreError):
+    """A study or plan the store does not hold (the server answers 404)."""
+
+
+def study_list(store: Store) -> list[dict[str, Any]]:
+    """Every study, oldest first: name, model, method, created_at, candidates, evaluations_ok,
+    evaluations_failed, best_fid, min_macs."""
+    return [_plain(asdict(summary)) for summary in store.list_studies()]
+
+
+def study_view(store: Store, name: str) -> dict[str, Any]:
+    """Everything the study page draws (see the module docstring); `version` changes whenever a
+    new evaluation lands, so a page can tell when to redraw."""
+    info = _study(store, name)
+    points = store.points(name)
+    full = store.full_model_point(name)
+    pairs = store.evaluated(name)
+    proposers = {c.method for c, _ in pairs} | {m for p in points for m in p.methods}
+    methods = sorted(proposers - {FULL_METHOD}, key=_method_order)
+    by_method = {}
+    for method in methods:
+        mine = [p for p in points if method in p.methods]
+        by_method[method] = {
+            "points": [point_dict(p, full) for p in mine],
+            "front": [point_dict(p, full) for p in pareto_front(mine)],
+            "hypervolume": normalized_hypervolume(mine, full),
+            "history": hypervolume_history([(c, e) for c, e in pairs if c.method == method], full),
+        }
+    last = max((e.id for _, e in pairs), default=0)
+    reference = reference_point(full)
+    return {
+        "study": {
+            "name": info.name, "model": info.model, "method": info.method,
+            "created_at": info.created_at.isoformat(), "spec": json.loads(info.spec_json),
+            "spec_hash": info.spec_hash, "notes": info.notes,
+        },
+        "full": None if full is None else point_dict(full, full),
+        "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]},
+        "methods": by_method,
+        "front": [point_dict(p, full) for p in pareto_front(points)],
+        "counts": {
+            "plans": len({c.plan_hash for c, _ in pairs}),
+            "evaluations_ok": sum(e.status == "ok" for e in _distinct(pairs)),
+            "evaluations_failed": sum(e.status == "failed" for e in _distinct(pairs)),
+        },
+        "version": f"{len(pairs)}-{last}",
+    }
+
+
+def hypervolume_history(pairs: Iterable[tuple[CandidateInfo, EvaluationInfo]],
+                        full: Point | None) -> list[dict[str, Any]]:
+    """The hypervolume of one method's front after each of its finished evaluations.
+
+    `pairs` are the method's (candidate, evaluation) pairs. A plan counts once, when it is done for
+    this method (its evaluation finished, or, for a plan another method had measured before, when
+    this method proposed it): measured at the full stage (ok or failed), stopped by the screen,
+    or failed at the screen. Only ok full-stage measurements add points to the front.
+    """
+    done: set[str] = set()
+    front: list[Point] = []
+    history = []
+    for candidate, evaluation in sorted(pairs, key=_when_done):
+        if candidate.plan_hash in done or not _finished(evaluation):
+            continue
+        done.add(candidate.plan_hash)
+        if evaluation.stage == "full" and evaluation.status == "ok":
+            front = pareto_front([*front, _point(candidate, evaluation)])
+        history.append({
+            "evaluations": len(done), "plan_hash": candidate.plan_hash, "status": _outcome(evaluation),
+            "hypervolume": normalized_hypervolume(front, full),
+            "finished_at": _iso(evaluation.finished_at),
+        })
+    return history
+
+
+def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
+    """One plan of the study (`plan`: its hash or a unique prefix of it): its numbers, who proposed
+    it, every evaluation, a summary of what it changes, its technique map and its samples."""
+    info = _study(store, name)
+    plan_hash = resolve_plan(store, name, plan)
+    candidates = [c for c in store.candidates(name) if c.plan_hash == plan_hash]
+    evaluations = [store.find_evaluation(model=info.model, spec_hash=info.spec_hash,
+                                         plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
+    full = store.full_model_point(name)
+    point = next((p for p in store.points(name) if p.plan_hash == plan_hash), None)
+    parsed = Plan.from_json(candidates[0].plan_json)
+    samples = store.samples(name, plan_hash)
+    full_samples = None if full is None else store.samples(name, full.plan_hash)
+    return {
+        "study": name,
+        "plan_hash": plan_hash,
+        "is_full": full is not None and full.plan_hash == plan_hash,
+        "full_plan_hash": None if full is None else full.plan_hash,
+        "point": None if point is None else point_dict(point, full),
+        "full": None if full is None else point_dict(full, full),
+        "candidates": [{"method": c.method, "label": c.label, "created_at": c.created_at.isoformat()}
+                       for c in candidates],
+        "evaluations": [_evaluation_dict(e) for e in evaluations if e is not None],
+        "summary": plan_summary(parsed),
+        "techniques": technique_map(parsed),
+        "samples": _samples_dict(samples),
+        "full_samples": _samples_dict(full_samples),
+        "plan": parsed.to_dict(),
+    }
+
+
+def resolve_plan(store: Store, name: str, plan: str) -> str:
+    """The full hash of the study's plan whose hash is `plan` or starts with it."""
+    plan = plan.strip().lower()
+    if len(plan) < MIN_PREFIX:
+        raise NotFound(f"plan '{plan}' is too short: give at least {MIN_PREFIX} characters of its hash")
+    hashes = sorted({c.plan_hash for c in store.candidates(name) if c.plan_hash.startswith(plan)})
+    if not hashes:
+        raise NotFound(f"study '{name}' has no plan '{plan}': pick one from its front or "
+                       f"`edgediff front {name} --all`")
+    if len(hashes) > 1:
+        raise NotFound(f"plan '{plan}' matches {len(hashes)} plans of study '{name}': give more of the hash")
+    return hashes[0]
+
+
+def plan_json_text(store: Store, name: str, plan: str) -> tuple[str, str]:
+    """(full hash, plan file text) of one of the study's plans."""
+    plan_hash = resolve_plan(store, name, plan)
+    return plan_hash, store.plan_json(name, plan_hash)
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """What the plan changes, in a few named values."""
+    sampling = plan.sampling
+    out: dict[str, Any] = {
+        "model": plan.model.name, "model_class": plan.model.model_class,
+        "steps": sampling.num_inference_steps, "guidance_scale": sampling.guidance_scale,
+        "scheduler": sampling.scheduler,
+        "spacing": sampling.spacing if sampling.gamma is None else f"{sampling.spacing} {sampling.gamma:g}",
+    }
+    if plan.deepcache is not None:
+        cache = plan.deepcache
+        out["deepcache"] = (f"branch {cache.branch}, 1:{cache.interval} {cache.schedule}"
+                            + (f" (center {cache.center}, power {cache.power:g})"
+                               if cache.schedule == "nonuniform" else ""))
+    if plan.depth_skip is not None:
+        out["depth_skip"] = f"{plan.depth_skip.drop_levels} deepest level(s) dropped"
+    if plan.attention is not None:
+        attention = plan.attention
+        cells = [m for row in attention.methods for m in row]
+        out["attention"] = ", ".join(f"{m} {cells.count(m) / len(cells):.0%}"
+                                     for m in _ATTENTION_ORDER if cells.count(m))
+        out["window"] = f"{attention.window_left} left, {attention.window_right} right"
+    return out
+
+
+_ATTENTION_ORDER = ("full", "full+asc", "asc", "wars", "wars+asc", "ast")
+
+
+def technique_map(plan: Plan) -> dict[str, Any]:
+    """The plan's per-step techniques, for the heatmap (transformers) or the timeline (U-Nets).
+
+    kind "attention": `methods[layer][step]`; kind "schedule": one row per step saying whether the
+    step runs the whole network ("full") or only the shallow part ("partial", DeepCache), with the
+    depth-skip and spacing in `notes`.
+    """
+    steps = plan.num_steps
+    if plan.attention is not None:
+        return {"kind": "attention", "steps": steps, "layers": plan.attention.num_layers,
+                "methods": [list(row) for row in plan.attention.methods],
+                "legend": list(_ATTENTION_ORDER)}
+    full_steps = set(range(steps))
+    branch = None
+    if plan.deepcache is not None and plan.deepcache.interval > 1:
+        full_steps = set(plan.deepcache.full_step_indices(steps))
+        branch = plan.deepcache.branch
+    return {"kind": "schedule", "steps": steps, "branch": branch,
+            "row": ["full" if s in full_steps else "partial" for s in range(steps)],
+            "depth_skip": None if plan.depth_skip is None else plan.depth_skip.drop_levels,
+            "legend": ["full", "partial"]}
+
+
+def point_dict(point: Point, full: Point | None) -> dict[str, Any]:
+    """A point with its ratios to the full model: `macs_ratio` (full MACs / MACs, the saving),
+    `speedup` (full latency / latency) and `fid_delta` (FID - full FID)."""
+    out = _plain(asdict(point))
+    out["macs_ratio"] = _ratio(full.macs if full else None, point.macs)
+    out["speedup"] = _ratio(full.latency if full else None, point.latency)
+    out["fid_delta"] = None if full is None or full.fid is None or point.fid is None else point.fid - full.fid
+    return out
+
+
+# --- pieces ------------------------------------------------------------------------------------------
+
+def _study(store: Store, name: str) -> Any:
+    info = store.find_study(name)
+    if info is None:
+        known = ", ".join(s.name for s in store.list_studies()) or "none yet"
+        raise NotFound(f"no study '{name}' in this store (studies: {known}): run `edgediff search` first")
+    return info
+
+
+def _finished(evaluation: EvaluationInfo) -> bool:
+    if evaluation.stage == "full" or evaluation.status == "failed":
+        return True
+    return evaluation.extra.get("passed_screen") is False
+
+
+def _when_done(pair: tuple[CandidateInfo, EvaluationInfo]) -> tuple[datetime, int]:
+    candidate, evaluation = pair
+    finished = evaluation.finished_at or evaluation.started_at
+    return max(candidate.created_at, finished), evaluation.id
+
+
+def _outcome(evaluation: EvaluationInfo) -> str:
+    if evaluation.status == "failed":
+        return "failed"
+    return "measured" if evaluation.stage == "full" else "stopped at screen"
+
+
+def _point(candidate: CandidateInfo, evaluation: EvaluationInfo) -> Point:
+    return Point(plan_hash=candidate.plan_hash, macs=evaluation.macs_per_image, fid=evaluation.fid,
+                 candidate_ids=(candidate.id,), methods=(candidate.method,))
+
+
+def _distinct(pairs: list[tuple[CandidateInfo, EvaluationInfo]]) -> list[EvaluationInfo]:
+    """Each evaluation once (a plan proposed by two methods pairs it with two candidates)."""
+    return list({evaluation.id: evaluation for _, evaluation in pairs}.values())
+
+
+def _evaluation_dict(evaluation: EvaluationInfo) -> dict[str, Any]:
+    out = _plain(asdict(evaluation))
+    out["extra"] = {k: v for k, v in evaluation.extra.items() if k in ("passed_screen", "batch_size")}
+    return out
+
+
+def _samples_dict(samples: Any) -> dict[str, Any] | None:
+    if samples is None:
+        return None
+    return {"count": samples.count, "columns": samples.columns, "width": samples.width,
+            "height": samples.height, "captions": list(samples.captions), "seeds": list(samples.seeds)}
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    return ({"greedy": 0, "optuna": 1}.get(method, 2), method)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if not numerator or not denominator:
+        return None
+    return float(numerator) / float(denominator)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, datetimes as ISO text, NaN and infinities as None: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return None
+    return value

@@ -1,0 +1,42 @@
+"""The dashboard's commands: `dashboard` (the live web page) and `report` (one static HTML file)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgediff.errors import CliError
+from storage import Store
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboards.server import bind, serve
+
+    store = Store.open(args.db, create=False)  # an unreachable or empty store fails here, exit 2
+    try:
+        sock = bind(args.host, args.port, allow_remote=args.allow_remote)
+    except BaseException:
+        store.close()
+        raise
+
+    def ready(url: str) -> None:
+        print(f"edgediff dashboard on {url} (store {store.url}); Ctrl-C stops it", flush=True)
+
+    try:
+        serve(store, sock, refresh_s=args.refresh, on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C is how a dashboard is meant to stop
+        pass
+    print("edgediff dashboard stopped")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dashboards.report import write_report
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    with Store.open(args.db, create=False) as store:
+        path = write_report(store, args.study, out)
+    print(f"report of study '{args.study}' written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,44 @@
+"""The sample images of evaluated plans: edgediff_samples.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2025-02-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+_HASH = sa.String(64)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "edgediff_samples",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("spec_hash", _HASH, nullable=False),
+        sa.Column("plan_hash", _HASH, nullable=False),
+        sa.Column("png", sa.LargeBinary(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("columns", sa.Integer(), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("captions", sa.JSON(), nullable=False),
+        sa.Column("seeds", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_edgediff_samples"),
+        sa.UniqueConstraint(
+            "model", "spec_hash", "plan_hash", name="uq_edgediff_samples_model_spec_hash_plan_hash"
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("edgediff_samples")
