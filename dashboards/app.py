@@ -10,6 +10,8 @@ JSON API (documented in the README):
     /api/studies/{study}                   the study view (every method's points, front,
                                            hypervolume and its history; the full model)
     /api/studies/{study}/front[?method=M]  the front (of one method), with the full model
+    /api/studies/{study}/figures[?since=V] the study page's figures, or only the version V when
+                                           nothing has changed (the page polls it)
     /api/studies/{study}/plans/{plan}      one plan's view
     /api/studies/{study}/plans/{plan}/plan.json    the plan file (a download)
     /api/studies/{study}/plans/{plan}/samples.png  its sample images
@@ -105,7 +107,11 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
                              "reference_point": view["reference_point"], "front": front})
 
     def api_figures(request: Request) -> Response:
-        view = views.study_view(store, request.path_params["study"])
+        name = request.path_params["study"]
+        since = request.query_params.get("since")
+        if since is not None and views.study_version(store, name) == since:
+            return JSONResponse({"version": since})  # nothing new: one aggregate query, no figures
+        view = views.study_view(store, name)
         return JSONResponse({"version": view["version"], **study_figures(view),
                              "summary_html": summary_html(view, LINKS)})
 

@@ -49,6 +49,7 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
     """Everything the study page draws (see the module docstring); `version` changes whenever a
     new evaluation lands, so a page can tell when to redraw."""
     info = _study(store, name)
+    version = store.evaluated_marker(name)  # read first: a write landing meanwhile redraws again
     points = store.points(name)
     full = store.full_model_point(name)
     pairs = store.evaluated(name)
@@ -63,7 +64,6 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
             "hypervolume": normalized_hypervolume(mine, full),
             "history": hypervolume_history([(c, e) for c, e in pairs if c.method == method], full),
         }
-    last = max((e.id for _, e in pairs), default=0)
     reference = reference_point(full)
     return {
         "study": {
@@ -80,8 +80,14 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
             "evaluations_ok": sum(e.status == "ok" for e in _distinct(pairs)),
             "evaluations_failed": sum(e.status == "failed" for e in _distinct(pairs)),
         },
-        "version": f"{len(pairs)}-{last}",
+        "version": version,
     }
+
+
+def study_version(store: Store, name: str) -> str:
+    """The `version` of `study_view(store, name)`, from one aggregate query."""
+    _study(store, name)
+    return store.evaluated_marker(name)
 
 
 def hypervolume_history(pairs: Iterable[tuple[CandidateInfo, EvaluationInfo]],

@@ -118,17 +118,10 @@ def put_samples(session: Session, record: EvaluationRecord, samples: SampleImage
         session.flush()
 
 
-def evaluated_pairs(
-    session: Session, study: str, method: str | None
-) -> list[tuple[CandidateInfo, EvaluationInfo]]:
-    """Every candidate of the study called `study` (of `method` if given) with each of its
-    evaluations under the study's model and spec hash, by evaluation finish time (unfinished last),
-    evaluation id, candidate id. One statement (the study's row joined in), read as plain columns:
-    building ORM objects would take most of the time on a store with 100,000 evaluations."""
-    candidate_columns = [getattr(Candidate, name) for name in _CANDIDATE_COLUMNS]
-    evaluation_columns = [getattr(Evaluation, name) for name in _EVALUATION_COLUMNS]
-    query = (
-        select(*candidate_columns, *evaluation_columns)
+def _evaluated_join(query: Select[Any], study: str) -> Select[Any]:
+    """`query` over the study's candidates joined with their evaluations under its model and spec."""
+    return (
+        query.select_from(Candidate)
         .join(Study, Study.id == Candidate.study_id)
         .join(
             Evaluation,
@@ -139,7 +132,36 @@ def evaluated_pairs(
             ),
         )
         .where(Study.name == study)
-        .order_by(Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id)
+    )
+
+
+def evaluated_marker(session: Session, study: str) -> str:
+    """A text that changes whenever `evaluated_pairs` would (a pair added, an evaluation added or
+    replaced): the count of pairs, the last evaluation id and the last finish time."""
+    query = _evaluated_join(
+        select(func.count(), func.max(Evaluation.id), func.max(Evaluation.finished_at)), study
+    )
+    count, last_id, last_finished = session.execute(query).one()
+    return marker(count, last_id, last_finished)
+
+
+def marker(count: int, last_id: int | None, last_finished: Any) -> str:
+    """The text of `evaluated_marker` from its three parts (`last_finished`: a datetime or None)."""
+    stamp = "" if last_finished is None else str(last_finished)[:26]
+    return f"{count}-{last_id or 0}-{stamp}"
+
+
+def evaluated_pairs(
+    session: Session, study: str, method: str | None
+) -> list[tuple[CandidateInfo, EvaluationInfo]]:
+    """Every candidate of the study called `study` (of `method` if given) with each of its
+    evaluations under the study's model and spec hash, by evaluation finish time (unfinished last),
+    evaluation id, candidate id. One statement (the study's row joined in), read as plain columns:
+    building ORM objects would take most of the time on a store with 100,000 evaluations."""
+    candidate_columns = [getattr(Candidate, name) for name in _CANDIDATE_COLUMNS]
+    evaluation_columns = [getattr(Evaluation, name) for name in _EVALUATION_COLUMNS]
+    query = _evaluated_join(select(*candidate_columns, *evaluation_columns), study).order_by(
+        Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id
     )
     if method is not None:
         query = query.where(Candidate.method == method)

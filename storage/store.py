@@ -279,6 +279,13 @@ class Store:
                 rows.study_row(session, study)  # StoreError for an unknown study
             return pairs
 
+    def evaluated_marker(self, study: str) -> str:
+        """A short text that changes whenever `evaluated(study)` would (one aggregate query): a page
+        showing the study asks for it to know when to redraw."""
+        with self._reading() as session:
+            rows.study_row(session, study)  # StoreError for an unknown study
+            return rows.evaluated_marker(session, study)
+
     def front(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
         """The study's MACs/FID Pareto front (of one method's candidates if given)."""
         return pareto_front(self.points(study, method=method, stage=stage))

@@ -64,10 +64,10 @@
   }
 
   function refresh() {
-    fetch(page.figures_url, { cache: "no-store" })
+    fetch(page.figures_url + "?since=" + encodeURIComponent(version), { cache: "no-store" })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (update) {
-        if (!update || update.version === version) { return; }
+        if (!update || !update.front || update.version === version) { return; }
         version = update.version;
         draw("front-plot", update.front);
         draw("hv-plot", update.hypervolume);

@@ -145,10 +145,10 @@ def test_figures_follow_new_evaluations(searched, tmp_path) -> None:
     served = next(server)
     try:
         _, before = served.json("/api/studies/dash-unet/figures")
-        _, again = served.json("/api/studies/dash-unet/figures")
-        assert again["version"] == before["version"]  # nothing new: the page keeps its plots
+        since = f"/api/studies/dash-unet/figures?since={before['version']}"
+        assert served.json(since)[1] == {"version": before["version"]}  # nothing new: no figures
         plan_hash = add_manual_point(url, "dash-unet")
-        _, after = served.json("/api/studies/dash-unet/figures")
+        _, after = served.json(since)
         assert after["version"] != before["version"]
         manual = [t for t in after["front"]["data"] if t["name"].startswith("manual: all")]
         assert manual and manual[0]["customdata"][0][0] == plan_hash

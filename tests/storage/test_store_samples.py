@@ -138,3 +138,19 @@ def test_evaluated_of_an_unknown_or_empty_study(store, study):
     assert store.evaluated(study) == []
     with pytest.raises(StoreError, match="unknown study 'nope'"):
         store.evaluated("nope")
+
+
+def test_evaluated_marker_changes_with_every_write_evaluated_would_show(store, study):
+    markers = [store.evaluated_marker(study)]
+    evaluate(store, study, "a", finished_at=T0)
+    markers.append(store.evaluated_marker(study))
+    add_plan(store, study, "a", method="optuna")  # a second method proposes a measured plan
+    markers.append(store.evaluated_marker(study))
+    evaluate(store, study, "b", status="failed", fid=None, macs=None, error="boom", finished_at=T0)
+    markers.append(store.evaluated_marker(study))
+    evaluate(store, study, "b", finished_at=T0 + timedelta(minutes=1))  # the retry replaces it
+    markers.append(store.evaluated_marker(study))
+    assert len(set(markers)) == len(markers)
+    assert store.evaluated_marker(study) == markers[-1]  # and nothing else moves it
+    with pytest.raises(StoreError, match="no study"):
+        store.evaluated_marker("nope")
