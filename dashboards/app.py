@@ -5,6 +5,7 @@ Pages:
     /studies/{study}                       fronts, hypervolume, the plan panel; redraws while a
                                            search writes new evaluations
     /studies/{study}/plans/{plan}          one plan's view as a page
+    /studies/{study}/plans/{plan}/fragment the same view as an HTML fragment (the study page's panel)
 JSON API (documented in the README):
     /api/studies                           the study list
     /api/studies/{study}                   the study view (every method's points, front,
@@ -16,7 +17,8 @@ JSON API (documented in the README):
     /api/studies/{study}/plans/{plan}/plan.json    the plan file (a download)
     /api/studies/{study}/plans/{plan}/samples.png  its sample images
 `{plan}` is a plan hash or a unique prefix of at least six characters. The app only reads the
-store, and serves files only from its own `static/` folder and plotly's own plotly.js.
+store (opening an older one upgrades its schema), and serves files only from its own `static/`
+folder and plotly's own plotly.js.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import escape
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -70,7 +73,7 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
 
     def index(request: Request) -> Response:
         return HTMLResponse(index_page(views.study_list(store), assets=ASSETS, links=LINKS,
-                                       store_url=store.url, refresh_s=max(refresh_s, 1.0)))
+                                       store_url=store.url, refresh_s=refresh_s))
 
     def study(request: Request) -> Response:
         name = request.path_params["study"]
@@ -121,9 +124,8 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
     def api_plan_json(request: Request) -> Response:
         name = request.path_params["study"]
         plan_hash, text = views.plan_json_text(store, name, request.path_params["plan"])
-        filename = f"{name}-{plan_hash[:12]}.json".replace('"', "")
         return Response(text, media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                        headers={"Content-Disposition": _attachment(views.download_name(name, plan_hash))})
 
     def api_samples(request: Request) -> Response:
         name = request.path_params["study"]
@@ -131,7 +133,7 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
         samples = store.samples(name, plan_hash)
         if samples is None:
             raise HTTPException(404, f"plan '{plan_hash[:12]}' of study '{name}' has no stored samples")
-        return Response(samples.png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        return Response(samples.png, media_type="image/png")  # not cached: a fuller sheet may replace it
 
     def plotly_js(request: Request) -> Response:
         from plotly.offline import get_plotlyjs
@@ -163,7 +165,7 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
         Mount(STATIC, app=StaticFiles(packages=[("dashboards", "static")]), name="static"),
     ]
     handlers = {views.NotFound: _not_found, StoreError: _store_error, SQLAlchemyError: _store_error,
-                HTTPException: _http_error}
+                HTTPException: _http_error, Exception: _unexpected}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
 
 
@@ -173,7 +175,7 @@ def _error(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": message}, status_code=status)
     return HTMLResponse(f"<!doctype html><title>edgediff: error</title><link rel=\"icon\" href=\"data:,\">"
-                        f"<p>{_escape(message)}</p><p><a href=\"/\">all studies</a></p>", status_code=status)
+                        f"<p>{escape(message)}</p><p><a href=\"/\">all studies</a></p>", status_code=status)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -185,11 +187,18 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return _error(request, 503, f"the store cannot be read ({first}); check the database and reload")
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return _error(request, 500, f"{type(exc).__name__}: {first} (a bug: please report it with this line)")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(request, exc.status_code, str(exc.detail))
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _attachment(filename: str) -> str:
+    """A Content-Disposition for any file name: ASCII for old clients, UTF-8 (RFC 6266) for all."""
+    ascii_name = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 

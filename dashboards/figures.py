@@ -66,10 +66,10 @@ def hypervolume_figure(view: dict[str, Any]) -> go.Figure:
         history = data["history"]
         fig.add_trace(go.Scatter(
             x=[h["evaluations"] for h in history], y=[h["hypervolume"] for h in history],
-            customdata=[[h["plan_hash"], h["status"]] for h in history], name=method,
+            customdata=[[h["plan_hash"], h["status"], h["plan_hash"][:12]] for h in history], name=method,
             mode="lines+markers", line=dict(shape="hv", color=method_colour(method, methods)),
             hovertemplate="evaluation %{x}: HV %{y:.4f}<br>%{customdata[1]} plan "
-                          "%{customdata[0]:.12}<extra>%{fullData.name}</extra>",
+                          "%{customdata[2]}<extra>%{fullData.name}</extra>",
         ))
     reference = view["reference_point"]
     note = "" if reference is None else f" (reference: full MACs, {reference['fid']:.2f} FID)"

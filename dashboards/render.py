@@ -17,6 +17,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from dashboards.figures import figure_json, front_figure, hypervolume_figure, technique_figure
+from dashboards.views import download_name
+from storage import HV_FID_FACTOR
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -46,7 +48,8 @@ def _sheet_style(samples: dict[str, Any]) -> str:
 
 _ENV = Environment(loader=PackageLoader("dashboards", "templates"), autoescape=select_autoescape(["html"]),
                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-_ENV.globals.update(fmt=_fmt, giga=_giga, ms=_ms, pct=_pct, sheet_style=_sheet_style)
+_ENV.globals.update(fmt=_fmt, giga=_giga, ms=_ms, pct=_pct, sheet_style=_sheet_style,
+                    hv_factor=f"{HV_FID_FACTOR:g}")
 
 
 @dataclass(frozen=True)
@@ -118,17 +121,25 @@ def study_page(view: dict[str, Any], *, assets: Assets, links: Links, page_data:
         plan_url=lambda h: links.plan(name, h), live=refresh_s > 0, refresh_s=refresh_s)
 
 
-def plan_fragment(plan: dict[str, Any], links: Links) -> str:
-    """One plan's view: numbers, summary, technique map, samples beside the full model's."""
+SHARED = "shared"  # the full model's samples: one copy in the page data, set by the page's script
+
+
+def plan_fragment(plan: dict[str, Any], links: Links, *, shared_full_samples: bool = False) -> str:
+    """One plan's view: numbers, summary, technique map, samples beside the full model's (with
+    `shared_full_samples`, an image the page's script fills from its one copy, as the report does
+    so that N plans do not carry N copies)."""
     study, plan_hash = plan["study"], plan["plan_hash"]
     full_hash = plan["full_plan_hash"]
+    full_samples = None
+    if plan["full_samples"] and full_hash:
+        full_samples = SHARED if shared_full_samples else links.samples(study, full_hash)
     urls = {
         "plan_json": links.plan_json(study, plan_hash),
         "samples": links.samples(study, plan_hash) if plan["samples"] else None,
-        "full_samples": links.samples(study, full_hash) if plan["full_samples"] and full_hash else None,
+        "full_samples": full_samples,
     }
     return _ENV.get_template("plan.html").render(
-        plan=plan, links=urls, download_name=f"{study}-{plan_hash[:12]}.json",
+        plan=plan, links=urls, download_name=download_name(study, plan_hash),
         technique_json=script_json(figure_json(technique_figure(plan))))
 
 

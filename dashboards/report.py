@@ -1,8 +1,9 @@
 """`edgediff report`: one study's dashboard as a single static HTML file.
 
-The same views as the live study page: the fronts, the hypervolume curves and, for every plan with
-a point on the plot, its plan view (embedded, opened by a click), with plotly.js, the sample images
-and the plan files all inside the file, so it opens offline and can be mailed or archived.
+The same views as the live study page: the fronts, the hypervolume curves and, for every plan on
+the plots (a point, or a step of a hypervolume curve: failed and screened-out plans too), its plan
+view (embedded, opened by a click), with plotly.js, the sample images and the plan files all inside
+the file, so it opens offline and can be mailed or archived.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
 from dashboards import views
 from dashboards.render import Assets, Links, plan_fragment, study_page
@@ -32,9 +32,11 @@ def report_html(store: Store, study: str) -> str:
     hashes |= {h["plan_hash"] for data in view["methods"].values() for h in data["history"]}
     if view["full"] is not None:
         hashes.add(view["full"]["plan_hash"])
-    fragments = {h: plan_fragment(views.plan_view(store, study, h), links) for h in sorted(hashes)}
+    fragments = {h: plan_fragment(views.plan_view(store, study, h), links, shared_full_samples=True)
+                 for h in sorted(hashes)}
+    full_samples = None if view["full"] is None else _png_uri(store, study, view["full"]["plan_hash"])
     return study_page(view, assets=Assets.embedded(), links=links, fragments=fragments,
-                      page_data={"static": True, "refresh_ms": 0})
+                      page_data={"static": True, "refresh_ms": 0, "full_samples": full_samples})
 
 
 def write_report(store: Store, study: str, out: str | Path) -> Path:
@@ -59,4 +61,4 @@ def _png_uri(store: Store, study: str, plan_hash: str) -> str | None:
     samples = store.samples(study, plan_hash)
     if samples is None:
         return None
-    return "data:image/png;base64," + quote(base64.b64encode(samples.png).decode(), safe="+/=")
+    return "data:image/png;base64," + base64.b64encode(samples.png).decode()

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from evaluators.plan import Plan
+from evaluators.plan import ATTENTION_METHODS, Plan
 from storage import (
     FULL_METHOD,
     CandidateInfo,
@@ -85,7 +85,8 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
 
 
 def study_version(store: Store, name: str) -> str:
-    """The `version` of `study_view(store, name)`, from one aggregate query."""
+    """The `version` of `study_view(store, name)`, without building the view (an aggregate query
+    and the study lookup)."""
     _study(store, name)
     return store.evaluated_marker(name)
 
@@ -161,6 +162,11 @@ def resolve_plan(store: Store, name: str, plan: str) -> str:
     return hashes[0]
 
 
+def download_name(name: str, plan_hash: str) -> str:
+    """The file name a downloaded plan gets: `<study>-<hash prefix>.json`."""
+    return f"{name}-{plan_hash[:12]}.json"
+
+
 def plan_json_text(store: Store, name: str, plan: str) -> tuple[str, str]:
     """(full hash, plan file text) of one of the study's plans."""
     plan_hash = resolve_plan(store, name, plan)
@@ -187,26 +193,23 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         attention = plan.attention
         cells = [m for row in attention.methods for m in row]
         out["attention"] = ", ".join(f"{m} {cells.count(m) / len(cells):.0%}"
-                                     for m in _ATTENTION_ORDER if cells.count(m))
+                                     for m in ATTENTION_METHODS if cells.count(m))
         out["window"] = f"{attention.window_left} left, {attention.window_right} right"
     return out
-
-
-_ATTENTION_ORDER = ("full", "full+asc", "asc", "wars", "wars+asc", "ast")
 
 
 def technique_map(plan: Plan) -> dict[str, Any]:
     """The plan's per-step techniques, for the heatmap (transformers) or the timeline (U-Nets).
 
-    kind "attention": `methods[layer][step]`; kind "schedule": one row per step saying whether the
-    step runs the whole network ("full") or only the shallow part ("partial", DeepCache), with the
-    depth-skip and spacing in `notes`.
+    kind "attention": `methods[layer][step]`; kind "schedule": `row[step]`, "full" where the step
+    runs the whole network and "partial" where it runs only the shallow part (DeepCache, cache
+    `branch`), and `depth_skip` (levels dropped at every step, or None).
     """
     steps = plan.num_steps
     if plan.attention is not None:
         return {"kind": "attention", "steps": steps, "layers": plan.attention.num_layers,
                 "methods": [list(row) for row in plan.attention.methods],
-                "legend": list(_ATTENTION_ORDER)}
+                "legend": list(ATTENTION_METHODS)}
     full_steps = set(range(steps))
     branch = None
     if plan.deepcache is not None and plan.deepcache.interval > 1:
@@ -221,10 +224,11 @@ def technique_map(plan: Plan) -> dict[str, Any]:
 def point_dict(point: Point, full: Point | None) -> dict[str, Any]:
     """A point with its ratios to the full model: `macs_ratio` (full MACs / MACs, the saving),
     `speedup` (full latency / latency) and `fid_delta` (FID - full FID)."""
-    out = _plain(asdict(point))
-    out["macs_ratio"] = _ratio(full.macs if full else None, point.macs)
-    out["speedup"] = _ratio(full.latency if full else None, point.latency)
-    out["fid_delta"] = None if full is None or full.fid is None or point.fid is None else point.fid - full.fid
+    out = _plain(asdict(point))  # NaN read back as None
+    base = {} if full is None else _plain(asdict(full))
+    out["macs_ratio"] = _ratio(base.get("macs"), out["macs"])
+    out["speedup"] = _ratio(base.get("latency"), out["latency"])
+    out["fid_delta"] = None if base.get("fid") is None or out["fid"] is None else out["fid"] - base["fid"]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,8 +42,8 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: give a number >= 0")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give a finite number >= 0")
     return value
 
 
@@ -307,13 +308,13 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
                    help="allow a non-loopback --host: the dashboard has no log-in")
     p.add_argument("--refresh", type=_non_negative_float, default=DEFAULT_REFRESH_S,
                    help="seconds between checks for new evaluations on a study page (0: never)")
-    p.add_argument("--db", help="store URL (default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db)")
+    study_cli.add_store_option(p, json=False)
     p.set_defaults(func=dashboard_cli.cmd_dashboard)
 
     p = sub.add_parser("report", help="write a study's dashboard as one static HTML file")
     p.add_argument("study")
     p.add_argument("-o", "--out", required=True, help="HTML file to write")
-    p.add_argument("--db", help="store URL (default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db)")
+    study_cli.add_store_option(p, json=False)
     p.set_defaults(func=dashboard_cli.cmd_report)
 
 

@@ -36,7 +36,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    if out.is_dir():
+        raise CliError(f"'{out}' is a folder: give -o a file name such as {out / 'report.html'}")
     with Store.open(args.db, create=False) as store:
-        path = write_report(store, args.study, out)
+        try:
+            path = write_report(store, args.study, out)
+        except OSError as err:
+            raise CliError(f"cannot write '{out}' ({err.strerror}): choose another -o") from None
     print(f"report of study '{args.study}' written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

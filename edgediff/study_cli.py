@@ -211,8 +211,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_store_option(p: argparse.ArgumentParser) -> None:
+def add_store_option(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    """--db (and, for commands that print a table, --json)."""
     p.add_argument("--db", help="store URL (SQLite file or SQLAlchemy URL such as postgresql://..."
                                 "); default $EDGEDIFF_DB or sqlite:///edgediff-out/edgediff.db")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

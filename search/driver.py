@@ -46,7 +46,9 @@ from storage import (
     FULL_METHOD,
     Point,
     Store,
+    StoreError,
     StudyInfo,
+    check_study_name,
     find_existing_study,
     normalized_hypervolume,
     reference_point,
@@ -445,6 +447,10 @@ def _check(config: SearchConfig) -> None:
         raise SearchError("--time-limit must be a positive number of seconds")
     if any(d < 0 for d in config.deltas or ()):
         raise SearchError("greedy thresholds (--deltas) must be >= 0")
+    try:
+        check_study_name(config.study)
+    except StoreError as err:
+        raise SearchError(str(err)) from None
 
 
 def _start_ray(config: SearchConfig) -> bool:

@@ -25,7 +25,7 @@ from storage.records import (
     StudySummary,
 )
 from storage.schema import SCHEMA_HEAD
-from storage.store import FULL_METHOD, Store, candidate_labels, find_existing_study
+from storage.store import FULL_METHOD, Store, candidate_labels, check_study_name, find_existing_study
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "EvaluationRecord",
     "ExportInfo",
     "candidate_labels",
+    "check_study_name",
     "find_existing_study",
     "NoStoreError",
     "Point",

@@ -93,7 +93,7 @@ HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs,
 def reference_point(full: Point | None) -> tuple[float, float] | None:
     """The reference point fronts are compared against: (the full model's MACs, HV_FID_FACTOR x
     its FID); None without a measured full model."""
-    if full is None or not full.macs or not full.fid:
+    if full is None or not full.macs or full.fid is None or not math.isfinite(full.fid) or full.fid <= 0:
         return None
     return float(full.macs), HV_FID_FACTOR * full.fid
 
@@ -102,6 +102,6 @@ def normalized_hypervolume(points: Iterable[Point], full: Point | None) -> float
     """`hypervolume_2d` against `reference_point(full)`, in full-model units (MACs / full MACs,
     FID / full FID), so studies of different models compare; 0 without a measured full model."""
     reference = reference_point(full)
-    if reference is None or full is None:
+    if reference is None:
         return 0.0
-    return hypervolume_2d(points, reference) / (float(full.macs or 1) * float(full.fid or 1))
+    return hypervolume_2d(points, reference) / (reference[0] * reference[1] / HV_FID_FACTOR)

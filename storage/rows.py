@@ -136,19 +136,16 @@ def _evaluated_join(query: Select[Any], study: str) -> Select[Any]:
 
 
 def evaluated_marker(session: Session, study: str) -> str:
-    """A text that changes whenever `evaluated_pairs` would (a pair added, an evaluation added or
-    replaced): the count of pairs, the last evaluation id and the last finish time."""
+    """A URL-safe text that changes whenever `evaluated_pairs` would: the count of pairs and of ok
+    ones (a pair added; a failure replaced in place by an ok retry), the last evaluation id (an
+    evaluation added) and the last finish time."""
+    ok = func.sum(case((Evaluation.status == "ok", 1), else_=0))
     query = _evaluated_join(
-        select(func.count(), func.max(Evaluation.id), func.max(Evaluation.finished_at)), study
+        select(func.count(), ok, func.max(Evaluation.id), func.max(Evaluation.finished_at)), study
     )
-    count, last_id, last_finished = session.execute(query).one()
-    return marker(count, last_id, last_finished)
-
-
-def marker(count: int, last_id: int | None, last_finished: Any) -> str:
-    """The text of `evaluated_marker` from its three parts (`last_finished`: a datetime or None)."""
-    stamp = "" if last_finished is None else str(last_finished)[:26]
-    return f"{count}-{last_id or 0}-{stamp}"
+    count, ok_count, last_id, last_finished = session.execute(query).one()
+    stamp = "".join(ch for ch in str(last_finished or "") if ch.isdigit())
+    return f"{count}-{ok_count or 0}-{last_id or 0}-{stamp}"
 
 
 def evaluated_pairs(

@@ -381,6 +381,19 @@ def find_existing_study(url: str | None, name: str) -> StudyInfo | None:
         return None
 
 
+def check_study_name(name: str) -> None:
+    """StoreError unless `name` can name a study: not empty, no '/' (a study is a path segment of
+    the dashboard's URLs), at most 200 characters."""
+    if not name.strip():
+        raise StoreError("a study name cannot be empty; pass --study NAME")
+    if "/" in name:
+        raise StoreError(
+            f"study name '{name}' contains '/'; choose a name without it, e.g. '{name.replace('/', '-')}'"
+        )
+    if len(name) > 200:
+        raise StoreError(f"study name '{name[:40]}...' is {len(name)} characters long; use at most 200")
+
+
 def candidate_labels(label: str | None) -> list[str]:
     """The labels of a candidate (see `Store.add_candidate_label`)."""
     return [part for part in (label or "").split(", ") if part]
@@ -400,8 +413,7 @@ def _new_study(
     method: str,
     notes: str | None,
 ) -> Study:
-    if not name.strip():
-        raise StoreError("a study name cannot be empty; pass --study NAME")
+    check_study_name(name)
     return Study(
         name=name,
         model=model,

@@ -24,6 +24,9 @@
   function showPlan(hash, html) {
     var panel = document.getElementById("plan-panel");
     panel.innerHTML = html;
+    panel.querySelectorAll("img[data-shared='full-samples']").forEach(function (img) {
+      img.src = page.full_samples;  // the report keeps one copy of the full model's samples
+    });
     drawPlanFigures(panel);
     history.replaceState(null, "", "#plan=" + hash);
     panel.scrollIntoView({ behavior: "smooth", block: "start" });

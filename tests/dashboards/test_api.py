@@ -155,3 +155,38 @@ def test_figures_follow_new_evaluations(searched, tmp_path) -> None:
         assert "manual" in after["summary_html"]
     finally:
         server.close()
+
+
+def test_any_study_name_and_nan_values(searched, tmp_path) -> None:
+    """A name with HTML and non-Latin characters is escaped on the pages and downloads with its
+    name; a FID the store could not keep as a number is JSON null."""
+    from urllib.parse import quote
+
+    from storage import EvaluationRecord
+
+    url = copy_store(searched.url, tmp_path)
+    name = '研究 <b>"x" & y'
+    with Store.open(url) as store:
+        source = store.get_study("dash-unet")
+        full = store.full_model_point("dash-unet")
+        store.create_study(name, model=source.model, spec_json=source.spec_json, spec_hash=source.spec_hash,
+                           method="manual")
+        plan_json = store.plan_json("dash-unet", full.plan_hash)
+        store.add_candidate(name, plan_json=plan_json, plan_hash=full.plan_hash, method="full")
+        record = EvaluationRecord(model=source.model, spec_hash=source.spec_hash, plan_hash="9" * 64,
+                                  status="ok", num_images=8, device="cpu", macs_per_image=1, fid=float("nan"))
+        store.record_candidate_evaluation(name, plan_json=plan_json, plan_hash="9" * 64, method="manual",
+                                          record=record)
+    server = serve_in_thread(url)
+    served = next(server)
+    try:
+        status, page = served.get(f"/studies/{quote(name, safe='')}")[::2]
+        assert status == 200 and b"<b>" not in page and "研究".encode() in page
+        status, view = served.json(f"/api/studies/{quote(name, safe='')}")
+        assert status == 200 and view["methods"]["manual"]["points"][0]["fid"] is None
+        path = f"/api/studies/{quote(name, safe='')}/plans/{full.plan_hash}/plan.json"
+        status, headers, _ = served.get(path)
+        assert status == 200 and "filename*=UTF-8''" in headers["content-disposition"]
+        assert quote(name, safe="") in headers["content-disposition"]
+    finally:
+        server.close()

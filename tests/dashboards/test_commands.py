@@ -76,3 +76,9 @@ def test_report_command(capsys, searched, tmp_path) -> None:
                        "--db", searched.url)
     assert code == 2 and "does not exist" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dit.html"]  # no temporary file left
+
+
+def test_report_to_a_folder_is_refused(capsys, searched, tmp_path) -> None:
+    code, _, err = cli(capsys, "report", "dash-dit", "-o", str(tmp_path), "--db", searched.url)
+    assert code == 2 and "is a folder" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

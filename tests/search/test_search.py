@@ -136,6 +136,8 @@ def test_bad_input_writes_nothing(tmp_path: Path, ray_local) -> None:
         run_search(_config(tmp_path, "digits-unet", budget=0))
     with pytest.raises(SearchError, match="sampler"):
         run_search(_config(tmp_path, "digits-unet", sampler="grid"))
+    with pytest.raises(SearchError, match="contains '/'"):
+        run_search(_config(tmp_path, "digits-unet", study="runs/unet"))
     with pytest.raises(SearchError, match="GPU"):
         run_search(_config(tmp_path, "digits-unet", device="cuda"))
     with pytest.raises(SearchError, match="uncompressed model could not be measured"):

@@ -96,3 +96,11 @@ def test_list_studies_counts_and_best_values(store, study):
     empty = summaries["empty"]
     assert (empty.candidates, empty.evaluations_ok, empty.evaluations_failed) == (0, 0, 0)
     assert (empty.best_fid, empty.min_macs) == (None, None)
+
+
+@pytest.mark.parametrize(("name", "problem"), [("", "cannot be empty"), ("  ", "cannot be empty"),
+                                               ("runs/dit", "contains '/'"), ("x" * 201, "at most 200")])
+def test_names_a_study_cannot_have(store, name, problem):
+    with pytest.raises(StoreError, match=problem):
+        store.create_study(name, model=MODEL, spec_json="{}", spec_hash=SPEC_HASH)
+    assert store.list_studies() == []

@@ -1,0 +1,52 @@
+"""The dashboard's view functions on hand-made points: ratios, NaN and the hypervolume curve."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dashboards.views import hypervolume_history, point_dict
+from storage import CandidateInfo, EvaluationInfo, Point, normalized_hypervolume, reference_point
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+FULL = Point(plan_hash="f" * 64, macs=100, fid=10.0, latency=1.0)
+
+
+def test_ratios_against_the_full_model() -> None:
+    point = point_dict(Point(plan_hash="a" * 64, macs=25, fid=12.5, latency=0.5), FULL)
+    assert (point["macs_ratio"], point["speedup"], point["fid_delta"]) == (4.0, 2.0, 2.5)
+    assert point_dict(FULL, None)["macs_ratio"] is None
+
+
+def test_nan_is_null_and_never_a_hypervolume() -> None:
+    point = point_dict(Point(plan_hash="a" * 64, macs=25, fid=math.nan), FULL)
+    assert point["fid"] is None and point["fid_delta"] is None
+    broken_full = Point(plan_hash="f" * 64, macs=100, fid=math.nan)
+    assert reference_point(broken_full) is None
+    assert normalized_hypervolume([Point(plan_hash="a" * 64, macs=25, fid=5.0)], broken_full) == 0.0
+
+
+def _pair(k: int, plan: str, *, stage="full", status="ok", fid=5.0, macs=50, minutes=0, extra=None):
+    candidate = CandidateInfo(id=k, study="s", plan_hash=plan * 64, plan_json="{}", method="optuna",
+                              label=None, created_at=T0)
+    evaluation = EvaluationInfo(id=k, model="m", spec_hash="0" * 64, plan_hash=plan * 64, stage=stage,
+                                status=status, num_images=8, device="cpu", fid=fid, macs_per_image=macs,
+                                started_at=T0, finished_at=T0 + timedelta(minutes=minutes),
+                                extra=extra or {})
+    return candidate, evaluation
+
+
+def test_hypervolume_curve_counts_each_finished_plan_once() -> None:
+    pairs = [
+        _pair(1, "a", fid=15.0, macs=50, minutes=1),  # HV (100-50)(20-15) = 250 -> 0.25
+        _pair(2, "b", stage="screen", minutes=2, extra={"passed_screen": True}),  # not done yet
+        _pair(3, "b", fid=10.0, macs=40, minutes=3),  # dominates a: (100-40)(20-10) = 600 -> 0.6
+        _pair(4, "c", status="failed", fid=None, macs=None, minutes=4),  # counts, adds nothing
+        _pair(5, "d", stage="screen", minutes=5, extra={"passed_screen": False}),  # stopped: counts
+    ]
+    history = hypervolume_history(reversed(pairs), FULL)  # the order they finished, not given
+    assert [h["plan_hash"][0] for h in history] == ["a", "b", "c", "d"]
+    assert [h["status"] for h in history] == ["measured", "measured", "failed", "stopped at screen"]
+    assert [h["hypervolume"] for h in history] == pytest.approx([0.25, 0.6, 0.6, 0.6])
