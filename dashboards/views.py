@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +51,7 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
     info = _study(store, name)
     version = store.evaluated_marker(name)  # read first: a write landing meanwhile redraws again
     points = store.points(name)
-    full = store.full_model_point(name)
+    full = store.full_model_point(name, points)
     pairs = store.evaluated(name)
     proposers = {c.method for c, _ in pairs} | {m for p in points for m in p.methods}
     methods = sorted(proposers - {FULL_METHOD}, key=_method_order)
@@ -102,17 +102,19 @@ def hypervolume_history(pairs: Iterable[tuple[CandidateInfo, EvaluationInfo]],
     """
     done: set[str] = set()
     front: list[Point] = []
+    volume = 0.0
     history = []
     for candidate, evaluation in sorted(pairs, key=_when_done):
         if candidate.plan_hash in done or not _finished(evaluation):
             continue
         done.add(candidate.plan_hash)
-        if evaluation.stage == "full" and evaluation.status == "ok":
-            front = pareto_front([*front, _point(candidate, evaluation)])
+        new = _point(candidate, evaluation)
+        if evaluation.stage == "full" and evaluation.status == "ok" and not _dominated(new, front):
+            front = pareto_front([*front, new])
+            volume = normalized_hypervolume(front, full)
         history.append({
             "evaluations": len(done), "plan_hash": candidate.plan_hash, "status": _outcome(evaluation),
-            "hypervolume": normalized_hypervolume(front, full),
-            "finished_at": _iso(evaluation.finished_at),
+            "hypervolume": volume, "finished_at": _iso(evaluation.finished_at),
         })
     return history
 
@@ -125,8 +127,9 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
     candidates = [c for c in store.candidates(name) if c.plan_hash == plan_hash]
     evaluations = [store.find_evaluation(model=info.model, spec_hash=info.spec_hash,
                                          plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
-    full = store.full_model_point(name)
-    point = next((p for p in store.points(name) if p.plan_hash == plan_hash), None)
+    points = store.points(name)
+    full = store.full_model_point(name, points)
+    point = next((p for p in points if p.plan_hash == plan_hash), None)
     parsed = Plan.from_json(candidates[0].plan_json)
     samples = store.samples(name, plan_hash)
     full_samples = None if full is None else store.samples(name, full.plan_hash)
@@ -224,8 +227,8 @@ def technique_map(plan: Plan) -> dict[str, Any]:
 def point_dict(point: Point, full: Point | None) -> dict[str, Any]:
     """A point with its ratios to the full model: `macs_ratio` (full MACs / MACs, the saving),
     `speedup` (full latency / latency) and `fid_delta` (FID - full FID)."""
-    out = _plain(asdict(point))  # NaN read back as None
-    base = {} if full is None else _plain(asdict(full))
+    out = _fields(point)  # NaN read back as None
+    base = {} if full is None else _fields(full)
     out["macs_ratio"] = _ratio(base.get("macs"), out["macs"])
     out["speedup"] = _ratio(base.get("latency"), out["latency"])
     out["fid_delta"] = None if base.get("fid") is None or out["fid"] is None else out["fid"] - base["fid"]
@@ -252,6 +255,13 @@ def _when_done(pair: tuple[CandidateInfo, EvaluationInfo]) -> tuple[datetime, in
     candidate, evaluation = pair
     finished = evaluation.finished_at or evaluation.started_at
     return max(candidate.created_at, finished), evaluation.id
+
+
+def _dominated(point: Point, front: list[Point]) -> bool:
+    """Whether the point adds nothing to the front (unmeasured, or weakly dominated by it)."""
+    if point.macs is None or point.fid is None or not math.isfinite(point.fid):
+        return True
+    return any(q.macs <= point.macs and q.fid <= point.fid for q in front)  # type: ignore[operator]
 
 
 def _outcome(evaluation: EvaluationInfo) -> str:
@@ -295,6 +305,12 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
+
+
+def _fields(point: Point) -> dict[str, Any]:
+    """A point's fields as strict JSON values (a shallow read: `asdict` deep-copies, and a study
+    page reads thousands of points)."""
+    return {f.name: _plain(getattr(point, f.name)) for f in fields(point)}
 
 
 def _plain(value: Any) -> Any:

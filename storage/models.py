@@ -108,7 +108,10 @@ class Candidate(Base):
     """
 
     __tablename__ = "edgediff_candidates"
-    __table_args__ = (UniqueConstraint("study_id", "method", "plan_hash"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "method", "plan_hash"),
+        Index(None, "study_id", "plan_hash"),  # a study's candidates joined to evaluations by plan
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("edgediff_studies.id", ondelete="CASCADE"))

@@ -290,13 +290,13 @@ class Store:
         """The study's MACs/FID Pareto front (of one method's candidates if given)."""
         return pareto_front(self.points(study, method=method, stage=stage))
 
-    def full_model_point(self, study: str) -> Point | None:
+    def full_model_point(self, study: str, points: Sequence[Point] | None = None) -> Point | None:
         """The point of the uncompressed model's plan (the first candidate of method "full" with an
-        ok full-stage evaluation), or None."""
-        points = {p.plan_hash: p for p in self.points(study)}
+        ok full-stage evaluation), or None; `points`: the study's `points()`, if already read."""
+        by_hash = {p.plan_hash: p for p in (self.points(study) if points is None else points)}
         for candidate in self.candidates(study, method=FULL_METHOD):
-            if candidate.plan_hash in points:
-                return points[candidate.plan_hash]
+            if candidate.plan_hash in by_hash:
+                return by_hash[candidate.plan_hash]
         return None
 
     def best(

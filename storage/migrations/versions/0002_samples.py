@@ -1,8 +1,9 @@
-"""The sample images of evaluated plans: edgediff_samples.
+"""The sample images of evaluated plans (edgediff_samples), and an index of each study's candidates
+by plan hash, which joins candidates to their evaluations without a scan per evaluation.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2025-02-01
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def upgrade() -> None:
             "model", "spec_hash", "plan_hash", name="uq_edgediff_samples_model_spec_hash_plan_hash"
         ),
     )
+    op.create_index(
+        "ix_edgediff_candidates_study_id_plan_hash", "edgediff_candidates", ["study_id", "plan_hash"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_edgediff_candidates_study_id_plan_hash", table_name="edgediff_candidates")
     op.drop_table("edgediff_samples")
