@@ -29,7 +29,7 @@ import platform
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from evaluators.cost import count_macs, cpu_name
+from evaluators.errors import UnusableImagesError
 from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
 from evaluators.plan import Plan, full_plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
@@ -352,6 +353,7 @@ class Evaluator:
             _sync(self.device)
             seconds += time.perf_counter() - began
         images = torch.cat(parts) if parts else torch.empty(0)
+        _check_finite(images, seeds[start:stop])
         return _from_u8(_to_u8(images)), seconds, conditions
 
     def macs(self, plan: Plan) -> tuple[int, dict[str, Any]]:
@@ -448,6 +450,19 @@ def _digits_feature() -> nn.Module:
     from evaluators.zoo.classifier import DigitsFeatures
 
     return DigitsFeatures(shipped_classifier())
+
+
+def _check_finite(images: torch.Tensor, seeds: Sequence[int]) -> None:
+    """UnusableImagesError if any pixel is NaN or infinite (8-bit quantisation would hide it as
+    black, and the plan would be scored as a poor but valid point)."""
+    if images.numel() == 0:
+        return
+    bad = ~torch.isfinite(images.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise UnusableImagesError(
+            f"the plan produced NaN or infinite pixels in {int(bad.sum())} of {images.shape[0]} images "
+            f"(first: seed {seeds[first]}): it is numerically unstable on this model")
 
 
 def _to_u8(images: torch.Tensor) -> torch.Tensor:

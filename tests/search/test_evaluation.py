@@ -153,3 +153,27 @@ def test_unet_deepcache_study(store_url, unet, classifier):
         assert macs[0] < macs[1] < macs[2] == store.full_model_point("unet").macs
         assert store.front("unet", method="deepcache")[0].macs == macs[0]
     ev._REFERENCES.clear()
+
+
+def test_a_plan_giving_nan_images_is_a_failure_with_its_reason(store_url, subject, dit):
+    """Non-finite pixels would quantise to black and score as a poor but valid point: the
+    evaluation is recorded as failed, with the reason, and never reaches the front."""
+    evaluator = Evaluator("digits-dit", SPEC, subject=subject)
+    plan = with_method(evaluator.full_plan, "wars")
+    with Store.open(store_url) as store:
+        study = open_study(store, "dit", evaluator)  # the uncompressed run, on healthy weights
+        bias = dit.proj_out_2.bias
+        kept = bias.detach().clone()
+        with torch.no_grad():
+            bias[0] = float("nan")  # numerically broken from here on, as an fp16 overflow would be
+        try:
+            with pytest.raises(RuntimeError, match="NaN or infinite pixels in 4 of 4 images"):
+                evaluate_candidate(store, study, evaluator, plan, method="manual")
+        finally:
+            with torch.no_grad():
+                bias.copy_(kept)
+        failed = store.find_evaluation(model="digits-dit", spec_hash=study.spec_hash,
+                                       plan_hash=plan.content_hash(), stage="screen")
+        assert failed.status == "failed" and "numerically unstable" in failed.error
+        assert plan.content_hash() not in {p.plan_hash for p in store.points("dit")}
+        assert store.samples("dit", plan.content_hash()) is None
