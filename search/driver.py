@@ -54,6 +54,7 @@ from storage import (
     reference_point,
     resolve_url,
 )
+from storage.url import redact
 
 
 @dataclass(frozen=True)
@@ -399,12 +400,34 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
             loop_seconds = time.monotonic() - loop_started
             search.cancel()
             full, reference, methods = hypervolumes(store, config.study, search.done())
+    except _store_failures() as err:
+        raise SearchError(f"the store {redact(url)} stopped answering ({_database_problem(err)}); the search "
+                          "stopped, keeping every result recorded before; run the same command "
+                          "again once the database is back to resume") from None
     finally:
         search.cancel()
         if started_ray:
             ray.shutdown()
     return SearchResult(config.study, full, methods, reference, search.measured, search.reused,
                         search.failed, time.monotonic() - search.started, loop_seconds, stopped)
+
+
+def _store_failures() -> tuple[type[BaseException], ...]:
+    """What a database that goes away mid-search raises: through the store, SQLAlchemy's errors
+    (a locked SQLite file past its busy timeout, a stopped server); through Optuna's storage, its
+    own wrapper of them."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError, StorageInternalError
+
+
+def _database_problem(err: BaseException) -> str:
+    """The driver's own words for a database error: 'database is locked', 'connection refused'."""
+    cause = getattr(err, "orig", None) or err.__cause__ or err
+    cause = getattr(cause, "orig", None) or cause
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
 
 
 def _existing_study(url: str, config: SearchConfig) -> StudyInfo | None:

@@ -268,9 +268,14 @@ def _optuna_storage(url: str) -> Any:
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    """The store's own connection options (busy and connect timeouts), so that Optuna's tables
+    wait for a locked or absent database exactly as long as the store does."""
+    from storage.engine import store_connect_args
+
+    kwargs: dict[str, Any] = {"connect_args": store_connect_args(url)}
+    if not url.startswith("sqlite"):
+        kwargs["pool_pre_ping"] = True
+    return kwargs
 
 
 def _sampler(name: str, budget: int, seed: int) -> Any:

@@ -35,16 +35,27 @@ def first_line(err: BaseException) -> str:
     return lines[0] if lines else type(source).__name__
 
 
+def store_connect_args(url: str) -> dict[str, Any]:
+    """The driver options every connection to the store uses (the search's Optuna storage too):
+    SQLite waits SQLITE_BUSY_TIMEOUT_S for a lock and PostgreSQL CONNECT_TIMEOUT_S for a
+    connection, unless the URL sets its own (`sqlite:///store.db?timeout=5`,
+    `postgresql://host/db?connect_timeout=10`)."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and "timeout" not in parsed.query:
+        return {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    if backend == "postgresql" and "connect_timeout" not in parsed.query:
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
 def create_store_engine(url: str, *, create: bool) -> Engine:
     """An engine for `url`; with create=False a missing SQLite file is an error and is not created."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         _prepare_sqlite_file(parsed, url, create=create)
-        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_S
-    elif backend == "postgresql" and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    connect_args = store_connect_args(url)
     try:
         engine = create_engine(parsed, connect_args=connect_args, pool_pre_ping=backend != "sqlite")
     except (NoSuchModuleError, ImportError, ArgumentError) as err:

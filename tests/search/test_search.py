@@ -255,3 +255,44 @@ def test_cli_resume_after_kill(tmp_path: Path) -> None:
         hashes = {t.user_attrs["plan_hash"] for t in trials}  # two trials may propose one plan
         assert {c.plan_hash for c in store.candidates("k", method="optuna")} == hashes
     assert Plan.load(tmp_path / "best.json").model.name == "digits-unet"
+
+
+def test_store_locked_mid_search_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    """Another process holds the SQLite file's write lock past the busy timeout: the search stops
+    with one line, the store stays intact, and the same command finishes once the lock is gone."""
+    db = tmp_path / "store.db"
+    url = f"sqlite:///{db}?timeout=1"  # a one-second busy timeout, so the test does not wait 30 s
+    cmd = [sys.executable, "-m", "edgediff", "search", "--model", "digits-unet", "--study", "locked",
+           "--method", "optuna", "--budget", "4", "--workers", "1", "--images", "6", "--steps", "6",
+           "--db", url, "--cache-dir", str(tmp_path / "cache"), "--export", str(tmp_path / "best.json")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            if db.exists() and len(_rows(db, "select id from edgediff_evaluations")) >= 2:
+                break  # the full model and one candidate are stored
+        except sqlite3.OperationalError:
+            continue
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    lock = sqlite3.connect(db, timeout=30, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        _, err = proc.communicate(timeout=240)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert proc.returncode == 2, err[-2000:]
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "stopped answering (database is locked)" in lines[0], err[-2000:]
+    assert "run the same command again" in lines[0] and "Traceback" not in err
+    assert _rows(db, "pragma integrity_check") == [("ok",)]
+    before = _rows(db, "select id, plan_hash, stage, status, finished_at from edgediff_evaluations")
+
+    done = subprocess.run([*cmd, "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _rows(db, "select id, plan_hash, stage, status, finished_at from edgediff_evaluations")
+    assert set(before) <= set(after)  # nothing recorded before the lock is lost or rewritten
+    assert json.loads(done.stdout)["result"]["measured"] == len(after) - len(before)
+    trials = optuna.load_study(study_name="edgediff:locked", storage=f"sqlite:///{db}").get_trials()
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
