@@ -123,8 +123,9 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
     """One plan of the study (`plan`: its hash or a unique prefix of it): its numbers, who proposed
     it, every evaluation, a summary of what it changes, its technique map and its samples."""
     info = _study(store, name)
-    plan_hash = resolve_plan(store, name, plan)
-    candidates = [c for c in store.candidates(name) if c.plan_hash == plan_hash]
+    every = store.candidates(name)
+    plan_hash = _resolve(every, name, plan)
+    candidates = [c for c in every if c.plan_hash == plan_hash]
     evaluations = [store.find_evaluation(model=info.model, spec_hash=info.spec_hash,
                                          plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
     points = store.points(name)
@@ -153,10 +154,15 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
 
 def resolve_plan(store: Store, name: str, plan: str) -> str:
     """The full hash of the study's plan whose hash is `plan` or starts with it."""
+    return _resolve(store.candidates(name), name, plan)
+
+
+def _resolve(candidates: list[CandidateInfo], name: str, plan: str) -> str:
+    """`resolve_plan` among the study's `candidates`, already read."""
     plan = plan.strip().lower()
     if len(plan) < MIN_PREFIX:
         raise NotFound(f"plan '{plan}' is too short: give at least {MIN_PREFIX} characters of its hash")
-    hashes = sorted({c.plan_hash for c in store.candidates(name) if c.plan_hash.startswith(plan)})
+    hashes = sorted({c.plan_hash for c in candidates if c.plan_hash.startswith(plan)})
     if not hashes:
         raise NotFound(f"study '{name}' has no plan '{plan}': pick one from its front or "
                        f"`edgediff front {name} --all`")
@@ -322,7 +328,5 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bytes):
         return None
     return value

@@ -54,6 +54,7 @@ from storage import (
     reference_point,
     resolve_url,
 )
+from storage.engine import first_line
 from storage.url import redact
 
 
@@ -401,7 +402,7 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
             search.cancel()
             full, reference, methods = hypervolumes(store, config.study, search.done())
     except _store_failures() as err:
-        raise SearchError(f"the store {redact(url)} stopped answering ({_database_problem(err)}); the search "
+        raise SearchError(f"the store {redact(url)} stopped answering ({first_line(err)}); the search "
                           "stopped, keeping every result recorded before; run the same command "
                           "again once the database is back to resume") from None
     finally:
@@ -420,14 +421,6 @@ def _store_failures() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import DBAPIError
 
     return DBAPIError, StorageInternalError
-
-
-def _database_problem(err: BaseException) -> str:
-    """The driver's own words for a database error: 'database is locked', 'connection refused'."""
-    cause = getattr(err, "orig", None) or err.__cause__ or err
-    cause = getattr(cause, "orig", None) or cause
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[0] if lines else type(cause).__name__
 
 
 def _existing_study(url: str, config: SearchConfig) -> StudyInfo | None:

@@ -29,8 +29,9 @@ def no_store_message(url: str) -> str:
 
 
 def first_line(err: BaseException) -> str:
-    """The first non-empty line of a (driver) error, for one-line messages."""
-    source = getattr(err, "orig", None) or err
+    """The first non-empty line of a (driver) error, for one-line messages; a wrapper raised from a
+    SQLAlchemy error (Optuna's storage errors) speaks with its driver error too."""
+    source = getattr(err, "orig", None) or getattr(err.__cause__, "orig", None) or err
     lines = [line.strip() for line in str(source).splitlines() if line.strip()]
     return lines[0] if lines else type(source).__name__
 

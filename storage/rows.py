@@ -118,8 +118,9 @@ def put_samples(session: Session, record: EvaluationRecord, samples: SampleImage
         session.flush()
 
 
-def _evaluated_join(query: Select[Any], study: str) -> Select[Any]:
-    """`query` over the study's candidates joined with their evaluations under its model and spec."""
+def evaluated_join(query: Select[Any], study: str) -> Select[Any]:
+    """`query` over the study's candidates joined with their evaluations: those with the candidate's
+    plan hash under the study's model and spec hash (the one rule, for pairs, markers and points)."""
     return (
         query.select_from(Candidate)
         .join(Study, Study.id == Candidate.study_id)
@@ -140,7 +141,7 @@ def evaluated_marker(session: Session, study: str) -> str:
     ones (a pair added; a failure replaced in place by an ok retry), the last evaluation id (an
     evaluation added) and the last finish time."""
     ok = func.sum(case((Evaluation.status == "ok", 1), else_=0))
-    query = _evaluated_join(
+    query = evaluated_join(
         select(func.count(), ok, func.max(Evaluation.id), func.max(Evaluation.finished_at)), study
     )
     count, ok_count, last_id, last_finished = session.execute(query).one()
@@ -157,7 +158,7 @@ def evaluated_pairs(
     building ORM objects would take most of the time on a store with 100,000 evaluations."""
     candidate_columns = [getattr(Candidate, name) for name in _CANDIDATE_COLUMNS]
     evaluation_columns = [getattr(Evaluation, name) for name in _EVALUATION_COLUMNS]
-    query = _evaluated_join(select(*candidate_columns, *evaluation_columns), study).order_by(
+    query = evaluated_join(select(*candidate_columns, *evaluation_columns), study).order_by(
         Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id
     )
     if method is not None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -247,20 +247,10 @@ class Store:
         """Every plan of the study (proposed by `method` if given) with an ok evaluation at `stage`,
         one point per plan, sorted by macs, fid, plan_hash."""
         with self._reading() as session:
-            row = rows.study_row(session, study)
+            rows.study_row(session, study)  # StoreError for an unknown study
             query = (
-                select(Candidate, Evaluation)
-                .join(
-                    Evaluation,
-                    and_(
-                        Evaluation.plan_hash == Candidate.plan_hash,
-                        Evaluation.model == row.model,
-                        Evaluation.spec_hash == row.spec_hash,
-                        Evaluation.stage == stage,
-                        Evaluation.status == "ok",
-                    ),
-                )
-                .where(Candidate.study_id == row.id)
+                rows.evaluated_join(select(Candidate, Evaluation), study)
+                .where(Evaluation.stage == stage, Evaluation.status == "ok")
                 .order_by(Candidate.id)
             )
             if method is not None:
