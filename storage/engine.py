@@ -9,6 +9,8 @@ be upgraded.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +72,24 @@ def create_store_engine(url: str, *, create: bool) -> Engine:
 
 
 def use_wal_journal(engine: Engine) -> None:
-    """Switch a SQLite database to write-ahead logging (persistent; set once, when it is created)."""
+    """Switch a SQLite database to write-ahead logging (persistent; set once, when it is created).
+
+    The switch needs the database to itself, and SQLite may answer "database is locked" at once,
+    without waiting on the busy timeout, while other connections open it at the same moment (several
+    workers starting together). So it retries until the busy timeout has passed.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
     with engine.connect() as connection:
         # Outside any transaction (SQLite cannot change the journal mode inside one).
-        connection.connection.driver_connection.execute("PRAGMA journal_mode = WAL")
+        driver = connection.connection.driver_connection
+        while True:
+            try:
+                driver.execute("PRAGMA journal_mode = WAL")  # a no-op once WAL, kept by memory DBs
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 def _prepare_sqlite_file(parsed: URL, url: str, *, create: bool) -> None:
