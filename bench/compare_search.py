@@ -1,5 +1,4 @@
-"""Search benchmark on the embedded default: the greedy baseline against Optuna at equal budget,
-and the wall-clock per evaluation with 1 and 2 workers.
+"""Search benchmark on the embedded default: the greedy baseline against Optuna at equal budget.
 
 For each model it runs, in a fresh store under `--out`:
 1. for each of `--seeds`, `both` methods with `--budget` evaluations each (`--workers` workers):
@@ -9,26 +8,23 @@ For each model it runs, in a fresh store under `--out`:
    for the DiTFastAttn greedy, calibration seed 3 + s (3 is the reference code's); the evaluation
    spec (images, their seeds) is the same for every seed, so every run scores against the same
    full model. A last table gives each method's mean and standard deviation over the seeds and
-   how many seeds each method won;
-2. Optuna alone with `--timing-budget` evaluations, once with 1 worker (all CPU threads) and once
-   with 2 workers (half the threads each), on fresh stores sharing the reference cache: seconds of
-   wall clock per evaluation (the uncompressed model's run excluded).
+   how many seeds each method won.
 
     .venv/bin/python bench/compare_search.py                                  # both models
     .venv/bin/python bench/compare_search.py --models digits-unet --budget 8 --out edgediff-out/bench
-    .venv/bin/python bench/compare_search.py --seeds 0 1 2 --timing-budget 0
+    .venv/bin/python bench/compare_search.py --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
+
+from bench_tables import markdown_table
 
 from evaluators.spec import EvalSpec
 from search.driver import SearchConfig, run_search
@@ -81,39 +77,11 @@ def summarise(model: str, runs: list[dict[str, float]]) -> list:
     return rows
 
 
-def timing(out: Path, model: str, spec: EvalSpec, budget: int) -> list:
-    rows = []
-    cores = os.cpu_count() or 1
-    for workers in (1, 2):
-        name = f"{model}-timing-{workers}w"
-        db = out / f"{name}.db"
-        db.unlink(missing_ok=True)
-        config = _config(out, name, model, spec, methods=("optuna",), budget=budget,
-                         workers=workers, threads=max(1, cores // workers))
-        began = time.perf_counter()
-        result = run_search(config)
-        wall = time.perf_counter() - began
-        per = result.loop_seconds / max(1, result.measured)
-        rows.append([model, workers, max(1, cores // workers), result.measured, f"{wall:.1f}",
-                     f"{result.loop_seconds:.1f}", f"{per:.2f}", f"{60 / per:.2f}"])
-    return rows
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [headers] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
-    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["digits-dit", "digits-unet"])
     parser.add_argument("--budget", type=int, default=6, help="evaluations per method (compare)")
     parser.add_argument("--workers", type=int, default=2, help="workers of the comparison runs")
-    parser.add_argument("--timing-budget", type=int, default=4,
-                        help="evaluations per timing run (0: no timing runs)")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -126,7 +94,7 @@ def main() -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     spec = replace(EvalSpec(), num_images=args.images, num_inference_steps=args.steps)
-    compare_rows, summary_rows, timing_rows = [], [], []
+    compare_rows, summary_rows = [], []
     for model in args.models:
         runs = []
         for seed in args.seeds:
@@ -134,20 +102,13 @@ def main() -> int:
             compare_rows += rows
             runs.append(volumes)
         summary_rows += summarise(model, runs)
-        if args.timing_budget:
-            timing_rows += timing(out, model, spec, args.timing_budget)
     print(f"\n{args.images} images, {args.steps} steps, budget {args.budget} per method, "
           f"{args.workers} workers; hypervolume against (full MACs, 2 x full FID), full-model units\n")
-    print(_table(["model", "seed", "method", "evaluated", "front", "hypervolume",
+    print(markdown_table(["model", "seed", "method", "evaluated", "front", "hypervolume",
                   f"best within +{args.fid_within:g} FID (MACs saving / FID)"], compare_rows))
     print("\nhypervolume over the seeds\n")
-    print(_table(["model", "method", "seeds", "mean", "sd", "range", "best of the methods"],
+    print(markdown_table(["model", "method", "seeds", "mean", "sd", "range", "best of the methods"],
                  summary_rows))
-    if not timing_rows:
-        return 0
-    print("\nwall clock per evaluation (Optuna alone; the uncompressed model's run excluded)\n")
-    print(_table(["model", "workers", "threads each", "evaluations", "total s", "search s",
-                  "s per evaluation", "evaluations per minute"], timing_rows))
     return 0
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_tables import markdown_table
 
 from evaluators.cost import MacCount, _ditfastattn_convention, count_macs
 from evaluators.plan import Plan
@@ -140,11 +141,6 @@ def count_model(name: str, steps: int, guidance: float | None) -> tuple[ModelRow
     return row, plans
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def _diff(ours: float, published: float) -> str:
     return f"{(ours - published) / published:+.1%}"
 
@@ -160,7 +156,7 @@ def model_table(rows: list[ModelRow], steps: int) -> str:
                     f"{r.per_forward:.2f}", f"{r.per_step:.2f}", f"{r.per_image:.1f}",
                     "-" if pub is None else f"{pub:g}", "-" if pub is None else _diff(r.per_forward, pub),
                     src or "-"])
-    return _table(header, out)
+    return markdown_table(header, out)
 
 
 def deepcache_table(rows: list[PlanRow]) -> str:
@@ -173,7 +169,7 @@ def deepcache_table(rows: list[PlanRow]) -> str:
         out.append([r.name, r.plan, f"{r.per_image:.1f}", f"{r.avg_step:.2f}", f"{r.ratio:.2f}x",
                     "-" if pub is None else f"{pub:g}", "-" if pub is None else _diff(r.avg_step, pub),
                     src or "-"])
-    return _table(header, out)
+    return markdown_table(header, out)
 
 
 def attention_table(rows: list[PlanRow]) -> str:
@@ -183,7 +179,7 @@ def attention_table(rows: list[PlanRow]) -> str:
     out = [[r.name, r.plan, f"{r.per_image:.1f}", f"{r.ratio:.2f}x", f"{r.attn_executed:.1f}",
             f"{r.attn_cut_executed:.1%}", f"{r.attn_reference:.1f}", f"{r.attn_cut_reference:.1%}"]
            for r in rows]
-    return _table(header, out)
+    return markdown_table(header, out)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
