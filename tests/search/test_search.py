@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -295,4 +298,140 @@ def test_store_locked_mid_search_stops_cleanly_and_resumes(tmp_path: Path) -> No
     assert set(before) <= set(after)  # nothing recorded before the lock is lost or rewritten
     assert json.loads(done.stdout)["result"]["measured"] == len(after) - len(before)
     trials = optuna.load_study(study_name="edgediff:locked", storage=f"sqlite:///{db}").get_trials()
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+# ---- PostgreSQL stopped mid-search ---------------------------------------------------------------
+# The session's PostgreSQL server (tests/conftest.py) is shared with every other PostgreSQL test, so
+# the test that stops one mid-search gets its own: initdb and pg_ctl in a temporary folder, its unix
+# socket there too, with the root conftest's helpers (binaries, running as `postgres` under root).
+
+
+def _root_conftest(pytestconfig: pytest.Config):
+    """tests/conftest.py as pytest loaded it (`import conftest` may give another folder's)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    for plugin in pytestconfig.pluginmanager.get_plugins():
+        if Path(getattr(plugin, "__file__", None) or "/").resolve() == path:
+            return plugin
+    raise LookupError(f"{path} is not loaded")
+
+
+@dataclass
+class _Server:
+    """A private PostgreSQL server that the test can stop and start again on the same data."""
+
+    url: str  # of the `edgediff` database, with a password (trust auth ignores it) to be redacted
+    dsn: dict
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+    def rows(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(**self.dsn, connect_timeout=5) as conn:
+            return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def stoppable_postgresql(pytestconfig: pytest.Config):
+    import psycopg
+
+    pg = _root_conftest(pytestconfig)
+    bin_dir = pg._postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail(pg._PG_MISSING, pytrace=False)
+    # /tmp, not tmp_path: the server user must reach it, and a socket path has at most 107 bytes
+    root = Path(tempfile.mkdtemp(prefix="edgediff-pg-stop-"))
+    data, sockets, pg_ctl = root / "data", root / "sockets", str(bin_dir / "pg_ctl")
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    options, log = f"-k {sockets} {pg._PG_SETTINGS}", str(root / "server.log")
+
+    def start() -> None:
+        pg._run_as_server_user(pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start")
+
+    def stop() -> None:  # fast: clients are disconnected, open transactions rolled back
+        pg._run_as_server_user(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+
+    try:
+        pg._run_as_server_user(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A",
+                               "trust", "-N", "-E", "UTF8")
+        start()
+        with psycopg.connect(host=str(sockets), user="postgres", dbname="postgres",
+                             autocommit=True) as admin:
+            admin.execute('CREATE DATABASE "edgediff"')
+        yield _Server(url=f"postgresql+psycopg://postgres:s3cret@/edgediff?host={sockets}",
+                      dsn=dict(host=str(sockets), user="postgres", dbname="edgediff"),
+                      start=start, stop=stop)
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg._run_as_server_user(pg_ctl, "-D", str(data), "-m", "immediate", "stop", check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgresql_stopped_mid_search_stops_cleanly_and_resumes(
+        tmp_path: Path, stoppable_postgresql: _Server) -> None:
+    """The PostgreSQL server is stopped (pg_ctl stop -m fast) while a candidate is being measured:
+    the search stops with one line naming the store, every row recorded before stays as it was,
+    and the same command finishes the search once the server is back, measuring only what is
+    missing."""
+    server = stoppable_postgresql
+    evaluations = ("select id, plan_hash, stage, status, macs_per_image, fid, finished_at "
+                   "from edgediff_evaluations order by id")
+    cmd = [sys.executable, "-m", "edgediff", "search", "--model", "digits-unet", "--study", "pg",
+           "--method", "optuna", "--budget", "4", "--workers", "1", "--images", "6", "--steps", "6",
+           "--db", server.url, "--cache-dir", str(tmp_path / "cache"),
+           "--export", str(tmp_path / "best.json")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []  # stderr, read as it comes: the progress lines, then the error
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        # The progress line that says a candidate is stored and the next one running comes after a
+        # second of waiting on Ray with nothing finished: the driver is between store accesses.
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(" | optuna 1/4 " in line and line.endswith("| running 1\n") for line in lines):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "".join(lines)[-2000:]
+        seen = server.rows(evaluations)
+        assert len(seen) == 2, seen  # the full model and one candidate
+        server.stop()
+        stopped_at = time.monotonic()
+        proc.wait(timeout=240)
+        waited = time.monotonic() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+    err = "".join(lines)
+    assert proc.returncode == 2, err[-2000:]
+    assert "Traceback" not in err, err[-4000:]
+    assert [line for line in lines if "error" in line] == [lines[-1]], err[-2000:]
+    redacted = server.url.replace(":s3cret@", ":***@")
+    prefix = f"edgediff search: error: the store {redacted} stopped answering ("
+    assert lines[-1].startswith(prefix) and "s3cret" not in err, lines[-1]
+    reason = lines[-1][len(prefix):].split(");")[0]
+    assert "connection" in reason and "PGSQL" in reason, reason  # psycopg's own words
+    assert "run the same command again" in lines[-1]
+    assert waited < 60, f"the search took {waited:.0f} s to notice the stopped server"
+
+    server.start()
+    before = server.rows(evaluations)
+    assert before == seen  # nothing recorded before the stop is lost or rewritten
+    done = subprocess.run([*cmd, "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = server.rows(evaluations)
+    assert after[:len(before)] == before
+    assert json.loads(done.stdout)["result"]["measured"] == len(after) - len(before)
+    # nothing measured twice: one ok full-stage evaluation per candidate plan (the full model's too)
+    assert [(stage, status) for _, _, stage, status, *_ in after] == [("full", "ok")] * len(after)
+    hashes = [plan_hash for _, plan_hash, *_ in after]
+    assert len(hashes) == len(set(hashes))
+    assert {h for (h,) in server.rows("select plan_hash from edgediff_candidates")} == set(hashes)
+    trials = optuna.load_study(study_name="edgediff:pg", storage=server.url).get_trials()
     assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
