@@ -10,11 +10,13 @@ and speedup / MAC ratio (1.0: the plan saves wall-clock time in proportion to th
 "full" is the identity plan, applied like every other plan (for the DiT, all attention layers
 `full` at every step through the plan's attention processors), so the ratios compare plans under
 the same runtime; "no plan" is the bare model, for the cost of installing the identity plan.
-"spread" is (slowest - fastest) / median of the timed runs.
+"spread" is (slowest - fastest) / median of the timed runs. `--plans` adds plan files, such as the
+best plans a search exported (`edgediff export`), each timed against its model's full plan.
 
     .venv/bin/python bench/runtime.py                          # both models, 32 images, 3 repeats
     .venv/bin/python bench/runtime.py --models digits-dit --images 8 --repeats 2
     .venv/bin/python bench/runtime.py --out bench-runtime.md   # also write the tables as markdown
+    .venv/bin/python bench/runtime.py --no-grid --plans dit-optuna.json unet-greedy.json
 """
 
 from __future__ import annotations
@@ -90,12 +92,26 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def bench_model(name: str, images: int, repeats: int, warmup: int) -> list[Row]:
+def exported_plans(paths: list[Path], name: str) -> list[tuple[str, Plan]]:
+    """The plan files (as `edgediff export` writes them) made for model `name`, labelled by file."""
+    plans = [(path.stem, Plan.load(path)) for path in paths]
+    for label, plan in plans:
+        if plan.sampling.guidance_scale != GUIDANCE:
+            log(f"note: {label} samples with guidance {plan.sampling.guidance_scale:g}, the full "
+                f"plan with {GUIDANCE:g}: its ratios compare different settings")
+    return [(label, plan) for label, plan in plans if plan.model.name == name]
+
+
+def bench_model(name: str, images: int, repeats: int, warmup: int, *, grid: bool = True,
+                files: list[Path] = ()) -> list[Row]:
     model = load_model(name)
     scheduler = load_scheduler(name)
     twin = meta_twin(model)
     ref = model_ref(model, name)
     plans = dit_plans(ref) if name == "digits-dit" else unet_plans(ref)
+    if not grid:
+        plans = plans[:1]  # the full plan only: every ratio is against it
+    plans += exported_plans(list(files), name)
     rows: list[Row] = []
 
     def timed(label: str, plan: Plan | None) -> None:
@@ -153,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="which shipped models to measure (default both)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--plans", type=Path, nargs="+", default=[],
+                        help="plan files (from `edgediff export`) to time too, each beside the full "
+                             "plan of its model")
+    parser.add_argument("--no-grid", action="store_true",
+                        help="time only the full plan and --plans, not the per-technique plans")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args(argv)
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
@@ -167,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     for name in args.models:
         log(f"== {name}")
-        rows = bench_model(name, args.images, args.repeats, args.warmup)
+        rows = bench_model(name, args.images, args.repeats, args.warmup, grid=not args.no_grid,
+                           files=args.plans)
         sections.append(f"### {name}\n\n{table(rows)}")
         print(f"\n{sections[-1]}\n", flush=True)
     elapsed = time.perf_counter() - started
