@@ -249,13 +249,13 @@ class Store:
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study
             query = (
-                rows.evaluated_join(select(Candidate, Evaluation), study)
+                rows.evaluated_join(select(*rows.POINT_COLUMNS), study)
                 .where(Evaluation.stage == stage, Evaluation.status == "ok")
                 .order_by(Candidate.id)
             )
             if method is not None:
                 query = query.where(Candidate.method == method)
-            points = merge_duplicates(rows.point(c, e) for c, e in session.execute(query))
+            points = merge_duplicates(map(rows.point, session.execute(query)))
         return sorted(points, key=_point_order)
 
     def evaluated(self, study: str, method: str | None = None) -> list[tuple[CandidateInfo, EvaluationInfo]]:
@@ -306,8 +306,9 @@ class Store:
         """
         check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
         full_fid = None
+        points = self.points(study, method=method)
         if fid_within is not None:
-            full = self.full_model_point(study)
+            full = self.full_model_point(study, points if method is None else None)
             if full is None or full.fid is None:
                 raise StoreError(
                     f"study '{study}' has no evaluation of the full (uncompressed) plan to compare "
@@ -316,7 +317,7 @@ class Store:
             full_fid = full.fid
         where = f"study '{study}'" + ("" if method is None else f" (method {method})")
         return choose(
-            self.points(study, method=method),
+            points,
             where=where,
             max_fid=max_fid,
             fid_within=fid_within,
