@@ -179,7 +179,9 @@ class OptunaStrategy(Strategy):
     def __post_init__(self) -> None:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # ERROR: Optuna's warnings while the store's database goes away (its SQL, "falling back")
+        # would bury the search's own one-line error.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         self.optuna = optuna.create_study(
             study_name=f"edgediff:{self.study_name}", storage=_optuna_storage(self.store_url),
             directions=["minimize", "minimize"], load_if_exists=True,

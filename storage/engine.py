@@ -31,9 +31,18 @@ def no_store_message(url: str) -> str:
 
 
 def first_line(err: BaseException) -> str:
-    """The first non-empty line of a (driver) error, for one-line messages; a wrapper raised from a
-    SQLAlchemy error (Optuna's storage errors) speaks with its driver error too."""
-    source = getattr(err, "orig", None) or getattr(err.__cause__, "orig", None) or err
+    """The first non-empty line of a (driver) error, for one-line messages. A wrapper speaks with the
+    nearest driver error in its chain of causes: Optuna's storage error raised from SQLAlchemy's
+    "roll back first" error, itself raised while handling the lost connection, names the lost
+    connection."""
+    source, seen = err, set()
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if getattr(link, "orig", None) is not None:
+            source = link.orig
+            break
+        link = link.__cause__ or link.__context__
     lines = [line.strip() for line in str(source).splitlines() if line.strip()]
     return lines[0] if lines else type(source).__name__
 
