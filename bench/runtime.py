@@ -158,6 +158,7 @@ def table(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global STEPS  # set from --steps; every plan builder reads it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=32,
                         help="images per generation, denoised as one batch (default 32)")
@@ -172,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plans", type=Path, nargs="+", default=[],
                         help="plan files (from `edgediff export`) to time too, each beside the full "
                              "plan of its model")
+    parser.add_argument("--steps", type=int, default=STEPS,
+                        help=f"steps of the full plan and the per-technique plans (default {STEPS}); "
+                             "give the step count of the search spec that found --plans")
     parser.add_argument("--no-grid", action="store_true",
                         help="time only the full plan and --plans, not the per-technique plans")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
@@ -179,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
 
+    STEPS = args.steps
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     header = (f"torch {torch.__version__}, {args.threads} threads, {cpu_name()}; {STEPS} DDIM steps, "
