@@ -87,9 +87,9 @@ def _run_as_server_user(*command: str, check: bool = True) -> None:
         pytest.fail(f"{' '.join(command)} failed: {reason}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def postgresql_server():
-    """(socket folder, superuser) of a throwaway PostgreSQL server, stopped after the session."""
+def _new_cluster(prefix: str):
+    """A fresh PostgreSQL data folder under /tmp (the server user must reach it, and a socket path
+    has at most 107 bytes): (root, data, sockets, pg_ctl, start options with the log file)."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -97,22 +97,35 @@ def postgresql_server():
     bin_dir = _postgres_bin_dir()
     if bin_dir is None:
         pytest.fail(_PG_MISSING, pytrace=False)
-    root = Path(tempfile.mkdtemp(prefix="edgediff-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     data, sockets, pg_ctl = root / "data", root / "sockets", str(bin_dir / "pg_ctl")
     sockets.mkdir()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
+    _run_as_server_user(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                        "-N", "-E", "UTF8")
+    options = ("-o", f"-k {sockets} {_PG_SETTINGS}", "-l", str(root / "server.log"))
+    return root, data, sockets, pg_ctl, options
+
+
+def _remove_cluster(root, data, pg_ctl: str) -> None:
+    import shutil
+
+    if (data / "postmaster.pid").exists():
+        _run_as_server_user(pg_ctl, "-D", str(data), "-m", "immediate", "stop", check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """(socket folder, superuser) of a throwaway PostgreSQL server, stopped after the session."""
+    root, data, sockets, pg_ctl, options = _new_cluster("edgediff-pg-")
     try:
-        initdb = str(bin_dir / "initdb")
-        _run_as_server_user(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-N", "-E", "UTF8")
-        options, log = f"-k {sockets} {_PG_SETTINGS}", str(root / "server.log")
-        _run_as_server_user(pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start")
+        _run_as_server_user(pg_ctl, "-D", str(data), *options, "-w", "start")
         yield sockets, "postgres"
     finally:
-        if (data / "postmaster.pid").exists():
-            _run_as_server_user(pg_ctl, "-D", str(data), "-m", "immediate", "stop", check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_cluster(root, data, pg_ctl)
 
 
 @pytest.fixture

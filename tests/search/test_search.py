@@ -6,12 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -339,27 +337,15 @@ def stoppable_postgresql(pytestconfig: pytest.Config):
     import psycopg
 
     pg = _root_conftest(pytestconfig)
-    bin_dir = pg._postgres_bin_dir()
-    if bin_dir is None:
-        pytest.fail(pg._PG_MISSING, pytrace=False)
-    # /tmp, not tmp_path: the server user must reach it, and a socket path has at most 107 bytes
-    root = Path(tempfile.mkdtemp(prefix="edgediff-pg-stop-"))
-    data, sockets, pg_ctl = root / "data", root / "sockets", str(bin_dir / "pg_ctl")
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    options, log = f"-k {sockets} {pg._PG_SETTINGS}", str(root / "server.log")
+    root, data, sockets, pg_ctl, options = pg._new_cluster("edgediff-pg-stop-")
 
     def start() -> None:
-        pg._run_as_server_user(pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start")
+        pg._run_as_server_user(pg_ctl, "-D", str(data), *options, "-w", "start")
 
     def stop() -> None:  # fast: clients are disconnected, open transactions rolled back
         pg._run_as_server_user(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
 
     try:
-        pg._run_as_server_user(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A",
-                               "trust", "-N", "-E", "UTF8")
         start()
         with psycopg.connect(host=str(sockets), user="postgres", dbname="postgres",
                              autocommit=True) as admin:
@@ -368,9 +354,7 @@ def stoppable_postgresql(pytestconfig: pytest.Config):
                       dsn=dict(host=str(sockets), user="postgres", dbname="edgediff"),
                       start=start, stop=stop)
     finally:
-        if (data / "postmaster.pid").exists():
-            pg._run_as_server_user(pg_ctl, "-D", str(data), "-m", "immediate", "stop", check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        pg._remove_cluster(root, data, pg_ctl)
 
 
 def test_postgresql_stopped_mid_search_stops_cleanly_and_resumes(
