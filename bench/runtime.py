@@ -54,28 +54,35 @@ class Row:
 
 # --- plans ---------------------------------------------------------------------------------------
 
-def _attention(ref, methods_per_step: Callable[[int], str], window: int = 32) -> Plan:
-    """Every layer uses `methods_per_step(step)` at steps 1..49 (step 0 is full)."""
-    row = ("full",) + tuple(methods_per_step(s) for s in range(1, STEPS))
-    return Plan(ref, Sampling(STEPS, GUIDANCE),
+def _attention(ref, steps: int, methods_per_step: Callable[[int], str], window: int = 32) -> Plan:
+    """Every layer uses `methods_per_step(step)` at steps 1..steps-1 (step 0 is full)."""
+    row = ("full",) + tuple(methods_per_step(s) for s in range(1, steps))
+    return Plan(ref, Sampling(steps, GUIDANCE),
                 attention=AttentionPlan((row,) * DIT_LAYERS, window_left=window, window_right=window))
 
 
-def dit_plans(ref) -> list[tuple[str, Plan]]:
-    plans = [("full", full_plan(ref, STEPS, GUIDANCE, num_attention_layers=DIT_LAYERS))]
+def full(ref, name: str, steps: int) -> tuple[str, Plan]:
+    """The identity plan every ratio is taken against."""
+    if name == "digits-dit":
+        return "full", full_plan(ref, steps, GUIDANCE, num_attention_layers=DIT_LAYERS)
+    return "full", Plan(ref, Sampling(steps, GUIDANCE))
+
+
+def dit_plans(ref, steps: int) -> list[tuple[str, Plan]]:
+    plans = []
     for method in ("wars", "ast", "asc", "full+asc", "wars+asc"):
-        plans.append((method, _attention(ref, lambda s, m=method: m)))
-    plans.append(("wars (window 16)", _attention(ref, lambda s: "wars", window=16)))
+        plans.append((method, _attention(ref, steps, lambda s, m=method: m)))
+    plans.append(("wars (window 16)", _attention(ref, steps, lambda s: "wars", window=16)))
     plans.append(("mixed: ast on odd steps, full on even",
-                  _attention(ref, lambda s: "ast" if s % 2 else "full")))
+                  _attention(ref, steps, lambda s: "ast" if s % 2 else "full")))
     plans.append(("mixed: ast on odd steps, wars+asc on even",
-                  _attention(ref, lambda s: "ast" if s % 2 else "wars+asc")))
+                  _attention(ref, steps, lambda s: "ast" if s % 2 else "wars+asc")))
     return plans
 
 
-def unet_plans(ref) -> list[tuple[str, Plan]]:
-    sampling = Sampling(STEPS, GUIDANCE)
-    plans = [("full", Plan(ref, sampling))]
+def unet_plans(ref, steps: int) -> list[tuple[str, Plan]]:
+    sampling = Sampling(steps, GUIDANCE)
+    plans = []
     for branch in range(UNET_BRANCHES):
         for interval in DEEPCACHE_INTERVALS:
             plans.append((f"DeepCache branch {branch}, interval {interval}",
@@ -102,22 +109,22 @@ def exported_plans(paths: list[Path], name: str) -> list[tuple[str, Plan]]:
     return [(label, plan) for label, plan in plans if plan.model.name == name]
 
 
-def bench_model(name: str, images: int, repeats: int, warmup: int, *, grid: bool = True,
-                files: list[Path] = ()) -> list[Row]:
+def bench_model(name: str, images: int, repeats: int, warmup: int, *, steps: int = STEPS,
+                grid: bool = True, files: list[Path] = ()) -> list[Row]:
     model = load_model(name)
     scheduler = load_scheduler(name)
     twin = meta_twin(model)
     ref = model_ref(model, name)
-    plans = dit_plans(ref) if name == "digits-dit" else unet_plans(ref)
-    if not grid:
-        plans = plans[:1]  # the full plan only: every ratio is against it
+    plans = [full(ref, name, steps)]
+    if grid:
+        plans += dit_plans(ref, steps) if name == "digits-dit" else unet_plans(ref, steps)
     plans += exported_plans(list(files), name)
     rows: list[Row] = []
 
     def timed(label: str, plan: Plan | None) -> None:
         start = time.perf_counter()
         macs = None if plan is None else count_macs(twin, plan).per_image
-        lat = measure_latency(model, scheduler, plan, num_images=images, num_inference_steps=STEPS,
+        lat = measure_latency(model, scheduler, plan, num_images=images, num_inference_steps=steps,
                               guidance_scale=GUIDANCE, repeats=repeats,
                               warmup=max(warmup, 1) if label == "full" else warmup)
         spread = (max(lat.times) - min(lat.times)) / lat.median
@@ -158,7 +165,6 @@ def table(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global STEPS  # set from --steps; every plan builder reads it
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=32,
                         help="images per generation, denoised as one batch (default 32)")
@@ -183,18 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.images < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--images and --repeats must be >= 1, --warmup >= 0")
 
-    STEPS = args.steps
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    header = (f"torch {torch.__version__}, {args.threads} threads, {cpu_name()}; {STEPS} DDIM steps, "
+    header = (f"torch {torch.__version__}, {args.threads} threads, {cpu_name()}; {args.steps} DDIM steps, "
               f"guidance {GUIDANCE}, {args.images} images per generation (one batch), median of "
               f"{args.repeats} timed generations per plan after {args.warmup} untimed "
               f"({max(args.warmup, 1)} before each model's full plan)")
     sections = []
     for name in args.models:
         log(f"== {name}")
-        rows = bench_model(name, args.images, args.repeats, args.warmup, grid=not args.no_grid,
-                           files=args.plans)
+        rows = bench_model(name, args.images, args.repeats, args.warmup, steps=args.steps,
+                           grid=not args.no_grid, files=args.plans)
         sections.append(f"### {name}\n\n{table(rows)}")
         print(f"\n{sections[-1]}\n", flush=True)
     elapsed = time.perf_counter() - started

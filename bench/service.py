@@ -63,6 +63,14 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def optuna_config(out: Path, name: str, model: str, spec: EvalSpec, budget: int, workers: int,
+                  threads: int) -> SearchConfig:
+    """An Optuna-only search on a fresh SQLite store in `out`; every run shares one reference cache."""
+    return SearchConfig(study=name, model=model, spec=spec, methods=(strategies.OPTUNA,),
+                        budget=budget, workers=workers, threads=threads,
+                        db_url=f"sqlite:///{out / (name + '.db')}", cache_dir=str(out / "cache"))
+
+
 # --- 1. throughput with the real evaluator -------------------------------------------------------
 
 def throughput(out: Path, model: str, spec: EvalSpec, budget: int) -> list[dict[str, Any]]:
@@ -70,11 +78,8 @@ def throughput(out: Path, model: str, spec: EvalSpec, budget: int) -> list[dict[
     cores = os.cpu_count() or 1
     runs = []
     for workers in (1, 2):
-        name = f"{model}-throughput-{workers}w"
-        config = SearchConfig(study=name, model=model, spec=spec, methods=(strategies.OPTUNA,),
-                              budget=budget, workers=workers, threads=max(1, cores // workers),
-                              db_url=f"sqlite:///{out / (name + '.db')}",
-                              cache_dir=str(out / "cache"))
+        config = optuna_config(out, f"{model}-throughput-{workers}w", model, spec, budget, workers,
+                               threads=max(1, cores // workers))
         say(f"throughput: {model}, {workers} worker(s), {budget} evaluations")
         result = run_search(config, report=lambda line: say("  " + line))
         runs.append(dict(model=model, workers=workers, threads=max(1, cores // workers),
@@ -175,11 +180,8 @@ def overhead(out: Path, model: str, spec: EvalSpec, budget: int) -> list[dict[st
     """Optuna alone with the trivial evaluator, 1 and 2 workers of 1 thread each."""
     runs = []
     for workers in (1, 2):
-        name = f"{model}-overhead-{workers}w"
-        config = SearchConfig(study=name, model=model, spec=spec, methods=(strategies.OPTUNA,),
-                              budget=budget, workers=workers, threads=1,
-                              db_url=f"sqlite:///{out / (name + '.db')}",
-                              cache_dir=str(out / "cache"))
+        config = optuna_config(out, f"{model}-overhead-{workers}w", model, spec, budget, workers,
+                               threads=1)
         timers = Timers()
         timers.replace(search_driver, "remote_runner", trivial_runner)
         timers.wrap(strategies.OptunaStrategy, "ask", "ask")
