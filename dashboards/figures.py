@@ -6,6 +6,7 @@ carry their plan hash in `customdata`, so a click on any of them opens that plan
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
@@ -51,11 +52,25 @@ def front_figure(view: dict[str, Any]) -> go.Figure:
                                     dict(size=18, symbol="star")))
     fids = [p["fid"] for data in view["methods"].values() for p in data["points"] if p["fid"]]
     if fids and max(fids) > 4 * min(fids):  # broken plans far above the front: a log axis keeps both
-        fig.update_yaxes(type="log")
+        ticks = log_ticks(min(fids), max(fids))
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
     fig.update_layout(title="Pareto front: MACs per image vs FID (lower left is better)",
                       xaxis_title="GMACs per image", yaxis_title="FID", clickmode="event",
                       hovermode="closest", **_LAYOUT)
     return fig
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """1-2-3-5-7 ticks from just below `low` to just above `high`, so a log axis reads in plain
+    numbers near the front too (Plotly's own labels its minor ticks with a bare leading digit)."""
+    decade = math.floor(math.log10(low))
+    ticks = []
+    while not ticks or ticks[-1] < high:
+        ticks += [m * 10.0**decade for m in (1, 2, 3, 5, 7)]
+        decade += 1
+    first = max(i for i, t in enumerate(ticks) if t <= low)
+    last = min(i for i, t in enumerate(ticks) if t >= high)
+    return ticks[first:last + 1]
 
 
 def hypervolume_figure(view: dict[str, Any]) -> go.Figure:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from dashboards.figures import front_figure, log_ticks
 from dashboards.views import hypervolume_history, point_dict
 from storage import CandidateInfo, EvaluationInfo, Point, normalized_hypervolume, reference_point
 
@@ -50,3 +51,24 @@ def test_hypervolume_curve_counts_each_finished_plan_once() -> None:
     assert [h["plan_hash"][0] for h in history] == ["a", "b", "c", "d"]
     assert [h["status"] for h in history] == ["measured", "measured", "failed", "stopped at screen"]
     assert [h["hypervolume"] for h in history] == pytest.approx([0.25, 0.6, 0.6, 0.6])
+
+
+@pytest.mark.parametrize(("low", "high", "ticks"), [
+    (27.3, 210.0, [20, 30, 50, 70, 100, 200, 300]),
+    (20.0, 80.0, [20, 30, 50, 70, 100]),
+    (0.5, 3.0, [0.5, 0.7, 1, 2, 3]),
+])
+def test_log_axis_ticks_cover_the_range_in_plain_numbers(low, high, ticks) -> None:
+    assert log_ticks(low, high) == pytest.approx(ticks)
+
+
+def test_front_figure_goes_log_with_plain_labels_when_a_plan_breaks() -> None:
+    def view(fids):
+        points = [point_dict(Point(plan_hash=f"{k}" * 64, macs=10 * (k + 1), fid=f), FULL)
+                  for k, f in enumerate(fids)]
+        return {"methods": {"optuna": {"points": points, "front": points[:1]}},
+                "full": point_dict(FULL, None)}
+
+    assert front_figure(view([12.0, 15.0])).layout.yaxis.type is None
+    axis = front_figure(view([12.0, 190.0])).layout.yaxis
+    assert axis.type == "log" and list(axis.ticktext) == ["10", "20", "30", "50", "70", "100", "200"]
