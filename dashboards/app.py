@@ -97,17 +97,7 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
 
     def api_front(request: Request) -> Response:
         name = request.path_params["study"]
-        view = views.study_view(store, name)
-        method = request.query_params.get("method")
-        if method is None:
-            front = view["front"]
-        elif method in view["methods"]:
-            front = view["methods"][method]["front"]
-        else:
-            raise HTTPException(404, f"study '{name}' has no method '{method}' (methods: "
-                                     f"{', '.join(view['methods']) or 'none'})")
-        return JSONResponse({"study": name, "method": method, "full": view["full"],
-                             "reference_point": view["reference_point"], "front": front})
+        return JSONResponse(views.front_view(store, name, request.query_params.get("method")))
 
     def api_figures(request: Request) -> Response:
         name = request.path_params["study"]

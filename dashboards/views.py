@@ -55,12 +55,14 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
     pairs = store.evaluated(name)
     proposers = {c.method for c, _ in pairs} | {m for p in points for m in p.methods}
     methods = sorted(proposers - {FULL_METHOD}, key=_method_order)
+    base = {} if full is None else _fields(full)
+    dicts = {p.plan_hash: _against(p, base) for p in points}  # a point in several lists: one dict
     by_method = {}
     for method in methods:
         mine = [p for p in points if method in p.methods]
         by_method[method] = {
-            "points": [point_dict(p, full) for p in mine],
-            "front": [point_dict(p, full) for p in pareto_front(mine)],
+            "points": [dicts[p.plan_hash] for p in mine],
+            "front": [dicts[p.plan_hash] for p in pareto_front(mine)],
             "hypervolume": normalized_hypervolume(mine, full),
             "history": hypervolume_history([(c, e) for c, e in pairs if c.method == method], full),
         }
@@ -74,7 +76,7 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
         "full": None if full is None else point_dict(full, full),
         "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]},
         "methods": by_method,
-        "front": [point_dict(p, full) for p in pareto_front(points)],
+        "front": [dicts[p.plan_hash] for p in pareto_front(points)],
         "counts": {
             "plans": len({c.plan_hash for c, _ in pairs}),
             "evaluations_ok": sum(e.status == "ok" for e in _distinct(pairs)),
@@ -82,6 +84,24 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
         },
         "version": version,
     }
+
+
+def front_view(store: Store, name: str, method: str | None = None) -> dict[str, Any]:
+    """The study's Pareto front (of one proposing method if given) with the full model's point and
+    the reference point: what `study_view` holds, without reading every evaluation."""
+    _study(store, name)
+    points = store.points(name)
+    full = store.full_model_point(name, points)
+    if method is not None:
+        methods = sorted(set(store.methods(name)) - {FULL_METHOD}, key=_method_order)
+        if method not in methods:
+            known = ", ".join(methods) or "none"
+            raise NotFound(f"study '{name}' has no method '{method}' (methods: {known})")
+        points = [p for p in points if method in p.methods]
+    reference = reference_point(full)
+    return {"study": name, "method": method, "full": None if full is None else point_dict(full, full),
+            "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]},
+            "front": [point_dict(p, full) for p in pareto_front(points)]}
 
 
 def study_version(store: Store, name: str) -> str:
@@ -123,14 +143,12 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
     """One plan of the study (`plan`: its hash or a unique prefix of it): its numbers, who proposed
     it, every evaluation, a summary of what it changes, its technique map and its samples."""
     info = _study(store, name)
-    every = store.candidates(name)
-    plan_hash = _resolve(every, name, plan)
-    candidates = [c for c in every if c.plan_hash == plan_hash]
+    plan_hash = resolve_plan(store, name, plan)
+    candidates = store.candidates(name, plan_prefix=plan_hash)
     evaluations = [store.find_evaluation(model=info.model, spec_hash=info.spec_hash,
                                          plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
-    points = store.points(name)
-    full = store.full_model_point(name, points)
-    point = next((p for p in points if p.plan_hash == plan_hash), None)
+    full = store.full_model_point(name)
+    point = next(iter(store.points(name, plan_hash=plan_hash)), None)
     parsed = Plan.from_json(candidates[0].plan_json)
     samples = store.samples(name, plan_hash)
     full_samples = None if full is None else store.samples(name, full.plan_hash)
@@ -154,15 +172,10 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
 
 def resolve_plan(store: Store, name: str, plan: str) -> str:
     """The full hash of the study's plan whose hash is `plan` or starts with it."""
-    return _resolve(store.candidates(name), name, plan)
-
-
-def _resolve(candidates: list[CandidateInfo], name: str, plan: str) -> str:
-    """`resolve_plan` among the study's `candidates`, already read."""
     plan = plan.strip().lower()
     if len(plan) < MIN_PREFIX:
         raise NotFound(f"plan '{plan}' is too short: give at least {MIN_PREFIX} characters of its hash")
-    hashes = sorted({c.plan_hash for c in candidates if c.plan_hash.startswith(plan)})
+    hashes = sorted({c.plan_hash for c in store.candidates(name, plan_prefix=plan)})
     if not hashes:
         raise NotFound(f"study '{name}' has no plan '{plan}': pick one from its front or "
                        f"`edgediff front {name} --all`")
@@ -233,8 +246,12 @@ def technique_map(plan: Plan) -> dict[str, Any]:
 def point_dict(point: Point, full: Point | None) -> dict[str, Any]:
     """A point with its ratios to the full model: `macs_ratio` (full MACs / MACs, the saving),
     `speedup` (full latency / latency) and `fid_delta` (FID - full FID)."""
+    return _against(point, {} if full is None else _fields(full))
+
+
+def _against(point: Point, base: dict[str, Any]) -> dict[str, Any]:
+    """`point_dict` with the full model's fields already read (`base`, empty if unknown)."""
     out = _fields(point)  # NaN read back as None
-    base = {} if full is None else _fields(full)
     out["macs_ratio"] = _ratio(base.get("macs"), out["macs"])
     out["speedup"] = _ratio(base.get("latency"), out["latency"])
     out["fid_delta"] = None if base.get("fid") is None or out["fid"] is None else out["fid"] - base["fid"]
@@ -313,10 +330,22 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
+_POINT_FIELDS = tuple(f.name for f in fields(Point))
+_POINT_TUPLES = frozenset(f.name for f in fields(Point) if f.name in ("candidate_ids", "methods", "labels"))
+
+
 def _fields(point: Point) -> dict[str, Any]:
-    """A point's fields as strict JSON values (a shallow read: `asdict` deep-copies, and a study
-    page reads thousands of points)."""
-    return {f.name: _plain(getattr(point, f.name)) for f in fields(point)}
+    """A point's fields as strict JSON values. Written out for the point's known field types: a
+    study page of 100,000 evaluations converts every point, and the generic `_plain` took seconds."""
+    out: dict[str, Any] = {}
+    for name in _POINT_FIELDS:
+        value = getattr(point, name)
+        if name in _POINT_TUPLES:
+            value = list(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[name] = value
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -179,13 +179,25 @@ class Store:
                 row.label = ", ".join([*labels, label])[:200]
             return rows.candidate_info(row, study)
 
-    def candidates(self, study: str, method: str | None = None) -> list[CandidateInfo]:
-        """The study's candidates (of one method if given), oldest first."""
+    def candidates(
+        self, study: str, method: str | None = None, *, plan_prefix: str | None = None
+    ) -> list[CandidateInfo]:
+        """The study's candidates (of one method if given; whose plan hash starts with `plan_prefix`
+        if given), oldest first."""
         with self._reading() as session:
             query = select(Candidate).where(Candidate.study_id == rows.study_row(session, study).id)
             if method is not None:
                 query = query.where(Candidate.method == method)
+            if plan_prefix is not None:
+                query = query.where(Candidate.plan_hash.startswith(plan_prefix, autoescape=True))
             return [rows.candidate_info(row, study) for row in session.scalars(query.order_by(Candidate.id))]
+
+    def methods(self, study: str) -> list[str]:
+        """The distinct methods that proposed the study's candidates, sorted."""
+        with self._reading() as session:
+            study_id = rows.study_row(session, study).id
+            query = select(Candidate.method).distinct().where(Candidate.study_id == study_id)
+            return sorted(session.scalars(query))
 
     # ---- evaluations
 
@@ -243,9 +255,11 @@ class Store:
 
     # ---- queries
 
-    def points(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
-        """Every plan of the study (proposed by `method` if given) with an ok evaluation at `stage`,
-        one point per plan, sorted by macs, fid, plan_hash."""
+    def points(
+        self, study: str, *, method: str | None = None, stage: str = "full", plan_hash: str | None = None
+    ) -> list[Point]:
+        """Every plan of the study (proposed by `method` if given; only the plan `plan_hash` if
+        given) with an ok evaluation at `stage`, one point per plan, sorted by macs, fid, plan_hash."""
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study
             query = (
@@ -255,6 +269,8 @@ class Store:
             )
             if method is not None:
                 query = query.where(Candidate.method == method)
+            if plan_hash is not None:
+                query = query.where(Candidate.plan_hash == plan_hash)
             points = merge_duplicates(map(rows.point, session.execute(query)))
         return sorted(points, key=_point_order)
 
@@ -282,10 +298,15 @@ class Store:
 
     def full_model_point(self, study: str, points: Sequence[Point] | None = None) -> Point | None:
         """The point of the uncompressed model's plan (the first candidate of method "full" with an
-        ok full-stage evaluation), or None; `points`: the study's `points()`, if already read."""
-        by_hash = {p.plan_hash: p for p in (self.points(study) if points is None else points)}
+        ok full-stage evaluation), or None; `points`: the study's `points()`, if already read (else
+        only the full model's plans are read)."""
+        by_hash = None if points is None else {p.plan_hash: p for p in points}
         for candidate in self.candidates(study, method=FULL_METHOD):
-            if candidate.plan_hash in by_hash:
+            if by_hash is None:
+                found = self.points(study, plan_hash=candidate.plan_hash)
+                if found:
+                    return found[0]
+            elif candidate.plan_hash in by_hash:
                 return by_hash[candidate.plan_hash]
         return None
 

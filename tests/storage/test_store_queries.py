@@ -50,6 +50,29 @@ def test_points_leave_out_failed_unevaluated_and_other_stage_plans(store, study)
     assert names(store.points(study, stage="screen")) == ["screened"]
 
 
+def test_points_of_one_plan(store, searched):
+    (shared,) = store.points(searched, plan_hash=plan_hash("shared"))
+    assert shared == next(p for p in store.points(searched) if p.plan_hash == plan_hash("shared"))
+    assert store.points(searched, plan_hash=plan_hash("nope")) == []
+
+
+def test_candidates_by_plan_hash_prefix(store, searched):
+    assert [c.method for c in store.candidates(searched, plan_prefix="shared")] == ["greedy", "optuna"]
+    found = {c.plan_hash for c in store.candidates(searched, plan_prefix="o")}
+    assert found == {plan_hash("o1"), plan_hash("o2")}
+    assert store.candidates(searched, plan_prefix="o%") == []  # LIKE wildcards are plain characters
+    assert store.candidates(searched, plan_prefix="g_") == []
+    assert len(store.candidates(searched, plan_prefix="")) == len(store.candidates(searched)) == 8
+
+
+def test_methods_of_a_study(store, searched, study):
+    assert store.methods(searched) == ["full", "greedy", "optuna"]
+    store.create_study("empty", model="digits-dit", spec_json="{}", spec_hash="5" * 64)
+    assert store.methods("empty") == []
+    with pytest.raises(StoreError, match="unknown study 'nope'"):
+        store.methods("nope")
+
+
 def test_front_overall_and_per_method(store, searched):
     # o1 and o2 tie exactly: both stay. gbad is dominated; g2 loses to o1 overall only.
     assert names(store.front(searched)) == ["g1", "o1", "o2", "shared", "full"]
@@ -62,6 +85,7 @@ def test_front_overall_and_per_method(store, searched):
 def test_full_model_point(store, searched, study):
     full = store.full_model_point(searched)
     assert (full.plan_hash, full.fid, full.macs, full.methods) == (plan_hash("full"), 20.0, 1000, ("full",))
+    assert store.full_model_point(searched, store.points(searched)) == full
     store.create_study("no-full", model="digits-dit", spec_json="{}", spec_hash="5" * 64)
     assert store.full_model_point("no-full") is None
 
