@@ -385,7 +385,7 @@ def main() -> int:
         url = args.db or f"sqlite:///{Path(QUERY_STORE).absolute()}"
         write_s, rows = queries(out, url, args.rows, args.repeats)
         with Store.open(url, create=False) as store:
-            held = len(store.evaluated("bench-queries"))
+            held = len(store.outcomes("bench-queries"))
         written = ("" if write_s is None else
                    f"; written in {write_s:.0f} s, {held / write_s:.0f} evaluations/s")
         print(f"\n3. queries on a store of {held} evaluations ({url.split(':', 1)[0]}{written}; "

@@ -22,8 +22,8 @@ from typing import Any
 from evaluators.plan import ATTENTION_METHODS, Plan
 from storage import (
     FULL_METHOD,
-    CandidateInfo,
     EvaluationInfo,
+    Outcome,
     Point,
     Store,
     StoreError,
@@ -52,8 +52,8 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
     version = store.evaluated_marker(name)  # read first: a write landing meanwhile redraws again
     points = store.points(name)
     full = store.full_model_point(name, points)
-    pairs = store.evaluated(name)
-    proposers = {c.method for c, _ in pairs} | {m for p in points for m in p.methods}
+    outcomes = store.outcomes(name)
+    proposers = {o.method for o in outcomes} | {m for p in points for m in p.methods}
     methods = sorted(proposers - {FULL_METHOD}, key=_method_order)
     base = {} if full is None else _fields(full)
     dicts = {p.plan_hash: _against(p, base) for p in points}  # a point in several lists: one dict
@@ -64,7 +64,7 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
             "points": [dicts[p.plan_hash] for p in mine],
             "front": [dicts[p.plan_hash] for p in pareto_front(mine)],
             "hypervolume": normalized_hypervolume(mine, full),
-            "history": hypervolume_history([(c, e) for c, e in pairs if c.method == method], full),
+            "history": hypervolume_history([o for o in outcomes if o.method == method], full),
         }
     reference = reference_point(full)
     return {
@@ -78,9 +78,9 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
         "methods": by_method,
         "front": [dicts[p.plan_hash] for p in pareto_front(points)],
         "counts": {
-            "plans": len({c.plan_hash for c, _ in pairs}),
-            "evaluations_ok": sum(e.status == "ok" for e in _distinct(pairs)),
-            "evaluations_failed": sum(e.status == "failed" for e in _distinct(pairs)),
+            "plans": len({o.plan_hash for o in outcomes}),
+            "evaluations_ok": sum(status == "ok" for status in _distinct(outcomes)),
+            "evaluations_failed": sum(status == "failed" for status in _distinct(outcomes)),
         },
         "version": version,
     }
@@ -111,30 +111,30 @@ def study_version(store: Store, name: str) -> str:
     return store.evaluated_marker(name)
 
 
-def hypervolume_history(pairs: Iterable[tuple[CandidateInfo, EvaluationInfo]],
-                        full: Point | None) -> list[dict[str, Any]]:
+def hypervolume_history(outcomes: Iterable[Outcome], full: Point | None) -> list[dict[str, Any]]:
     """The hypervolume of one method's front after each of its finished evaluations.
 
-    `pairs` are the method's (candidate, evaluation) pairs. A plan counts once, when it is done for
-    this method (its evaluation finished, or, for a plan another method had measured before, when
-    this method proposed it): measured at the full stage (ok or failed), stopped by the screen,
-    or failed at the screen. Only ok full-stage measurements add points to the front.
+    `outcomes` are the method's candidates with their evaluations (`Store.outcomes`). A plan
+    counts once, when it is done for this method (its evaluation finished, or, for a plan another
+    method had measured before, when this method proposed it): measured at the full stage (ok or
+    failed), stopped by the screen, or failed at the screen. Only ok full-stage measurements add
+    points to the front.
     """
     done: set[str] = set()
     front: list[Point] = []
     volume = 0.0
     history = []
-    for candidate, evaluation in sorted(pairs, key=_when_done):
-        if candidate.plan_hash in done or not _finished(evaluation):
+    for outcome in sorted(outcomes, key=_when_done):
+        if outcome.plan_hash in done or not _finished(outcome):
             continue
-        done.add(candidate.plan_hash)
-        new = _point(candidate, evaluation)
-        if evaluation.stage == "full" and evaluation.status == "ok" and not _dominated(new, front):
+        done.add(outcome.plan_hash)
+        new = _point(outcome)
+        if outcome.stage == "full" and outcome.status == "ok" and not _dominated(new, front):
             front = pareto_front([*front, new])
             volume = normalized_hypervolume(front, full)
         history.append({
-            "evaluations": len(done), "plan_hash": candidate.plan_hash, "status": _outcome(evaluation),
-            "hypervolume": volume, "finished_at": _iso(evaluation.finished_at),
+            "evaluations": len(done), "plan_hash": outcome.plan_hash, "status": _verdict(outcome),
+            "hypervolume": volume, "finished_at": _iso(outcome.finished_at),
         })
     return history
 
@@ -268,16 +268,15 @@ def _study(store: Store, name: str) -> Any:
     return info
 
 
-def _finished(evaluation: EvaluationInfo) -> bool:
-    if evaluation.stage == "full" or evaluation.status == "failed":
+def _finished(outcome: Outcome) -> bool:
+    if outcome.stage == "full" or outcome.status == "failed":
         return True
-    return evaluation.extra.get("passed_screen") is False
+    return outcome.passed_screen is False
 
 
-def _when_done(pair: tuple[CandidateInfo, EvaluationInfo]) -> tuple[datetime, int]:
-    candidate, evaluation = pair
-    finished = evaluation.finished_at or evaluation.started_at
-    return max(candidate.created_at, finished), evaluation.id
+def _when_done(outcome: Outcome) -> tuple[datetime, int]:
+    finished = outcome.finished_at or outcome.started_at
+    return max(outcome.proposed_at, finished), outcome.evaluation_id
 
 
 def _dominated(point: Point, front: list[Point]) -> bool:
@@ -287,20 +286,21 @@ def _dominated(point: Point, front: list[Point]) -> bool:
     return any(q.macs <= point.macs and q.fid <= point.fid for q in front)  # type: ignore[operator]
 
 
-def _outcome(evaluation: EvaluationInfo) -> str:
-    if evaluation.status == "failed":
+def _verdict(outcome: Outcome) -> str:
+    if outcome.status == "failed":
         return "failed"
-    return "measured" if evaluation.stage == "full" else "stopped at screen"
+    return "measured" if outcome.stage == "full" else "stopped at screen"
 
 
-def _point(candidate: CandidateInfo, evaluation: EvaluationInfo) -> Point:
-    return Point(plan_hash=candidate.plan_hash, macs=evaluation.macs_per_image, fid=evaluation.fid,
-                 candidate_ids=(candidate.id,), methods=(candidate.method,))
+def _point(outcome: Outcome) -> Point:
+    return Point(plan_hash=outcome.plan_hash, macs=outcome.macs_per_image, fid=outcome.fid,
+                 candidate_ids=(outcome.candidate_id,), methods=(outcome.method,))
 
 
-def _distinct(pairs: list[tuple[CandidateInfo, EvaluationInfo]]) -> list[EvaluationInfo]:
-    """Each evaluation once (a plan proposed by two methods pairs it with two candidates)."""
-    return list({evaluation.id: evaluation for _, evaluation in pairs}.values())
+def _distinct(outcomes: list[Outcome]) -> list[str]:
+    """Each evaluation's status once (a plan proposed by two methods has two outcomes per
+    evaluation)."""
+    return list({o.evaluation_id: o.status for o in outcomes}.values())
 
 
 def _evaluation_dict(evaluation: EvaluationInfo) -> dict[str, Any]:

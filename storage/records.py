@@ -65,6 +65,27 @@ class EvaluationInfo(EvaluationRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """One evaluation of one of a study's candidates, with what a history of the search needs:
+    the candidate (`candidate_id`, `plan_hash`, `method`, `proposed_at`) and its evaluation
+    (`evaluation_id`, `stage`, `status`, `macs_per_image`, `fid`, `started_at`, `finished_at`,
+    and `passed_screen`: the screen's verdict, None where the evaluation records none)."""
+
+    candidate_id: int
+    plan_hash: str
+    method: str
+    proposed_at: datetime
+    evaluation_id: int
+    stage: str
+    status: str
+    macs_per_image: int | None
+    fid: float | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    passed_screen: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class SampleImages:
     """The first images of a plan's evaluation as one PNG grid; keyed by (model, spec_hash, plan_hash).
 

@@ -17,6 +17,7 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
+    Outcome,
     SampleImages,
     StudyInfo,
     StudySummary,
@@ -24,9 +25,20 @@ from storage.records import (
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EvaluationRecord))
 _SAMPLE_FIELDS = tuple(f.name for f in dataclasses.fields(SampleImages))
-# the columns `evaluated_pairs` reads: a CandidateInfo's (its study is known) and an EvaluationInfo's
-_CANDIDATE_COLUMNS = tuple(f.name for f in dataclasses.fields(CandidateInfo) if f.name != "study")
-_EVALUATION_COLUMNS = tuple(f.name for f in dataclasses.fields(EvaluationInfo))
+_OUTCOME_COLUMNS = (  # what `outcomes` reads: plain columns, no plan text
+    Candidate.id.label("candidate_id"),
+    Candidate.plan_hash,
+    Candidate.method,
+    Candidate.created_at.label("proposed_at"),
+    Evaluation.id.label("evaluation_id"),
+    Evaluation.stage,
+    Evaluation.status,
+    Evaluation.macs_per_image,
+    Evaluation.fid,
+    Evaluation.started_at,
+    Evaluation.finished_at,
+    Evaluation.extra,
+)
 _NAMES_SHOWN = 10
 
 
@@ -137,7 +149,7 @@ def evaluated_join(query: Select[Any], study: str) -> Select[Any]:
 
 
 def evaluated_marker(session: Session, study: str) -> str:
-    """A URL-safe text that changes whenever `evaluated_pairs` would: the count of pairs and of ok
+    """A URL-safe text that changes whenever `outcomes` would: the count of pairs and of ok
     ones (a pair added; a failure replaced in place by an ok retry), the last evaluation id (an
     evaluation added) and the last finish time."""
     ok = func.sum(case((Evaluation.status == "ok", 1), else_=0))
@@ -149,32 +161,33 @@ def evaluated_marker(session: Session, study: str) -> str:
     return f"{count}-{ok_count or 0}-{last_id or 0}-{stamp}"
 
 
-def evaluated_pairs(
-    session: Session, study: str, method: str | None
-) -> list[tuple[CandidateInfo, EvaluationInfo]]:
+def outcomes(session: Session, study: str, method: str | None) -> list[Outcome]:
     """Every candidate of the study called `study` (of `method` if given) with each of its
     evaluations under the study's model and spec hash, by evaluation finish time (unfinished last),
-    evaluation id, candidate id. One statement (the study's row joined in), read as plain columns:
-    building ORM objects would take most of the time on a store with 100,000 evaluations."""
-    candidate_columns = [getattr(Candidate, name) for name in _CANDIDATE_COLUMNS]
-    evaluation_columns = [getattr(Evaluation, name) for name in _EVALUATION_COLUMNS]
-    query = evaluated_join(select(*candidate_columns, *evaluation_columns), study).order_by(
+    evaluation id, candidate id. One statement (the study's row joined in) over the few columns an
+    Outcome holds: reading plans and whole evaluations took most of the time at 100,000 of them."""
+    query = evaluated_join(select(*_OUTCOME_COLUMNS), study).order_by(
         Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id
     )
     if method is not None:
         query = query.where(Candidate.method == method)
-    split, key = len(_CANDIDATE_COLUMNS), _CANDIDATE_COLUMNS.index("id")
-    candidates: dict[int, CandidateInfo] = {}  # a candidate with two stages is one CandidateInfo
-    pairs = []
-    for row in session.execute(query):
-        candidate_id = row[key]
-        candidate = candidates.get(candidate_id)
-        if candidate is None:
-            values = dict(zip(_CANDIDATE_COLUMNS, row[:split], strict=True))
-            candidate = candidates[candidate_id] = CandidateInfo(study=study, **values)
-        evaluation = EvaluationInfo(**dict(zip(_EVALUATION_COLUMNS, row[split:], strict=True)))
-        pairs.append((candidate, evaluation))
-    return pairs
+    return [
+        Outcome(
+            candidate_id=row.candidate_id,
+            plan_hash=row.plan_hash,
+            method=row.method,
+            proposed_at=row.proposed_at,
+            evaluation_id=row.evaluation_id,
+            stage=row.stage,
+            status=row.status,
+            macs_per_image=row.macs_per_image,
+            fid=row.fid,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            passed_screen=(row.extra or {}).get("passed_screen"),
+        )
+        for row in session.execute(query)
+    ]
 
 
 def summary_rows(session: Session) -> list[StudySummary]:

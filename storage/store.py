@@ -28,6 +28,7 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
+    Outcome,
     SampleImages,
     StudyInfo,
     StudySummary,
@@ -274,19 +275,19 @@ class Store:
             points = merge_duplicates(map(rows.point, session.execute(query)))
         return sorted(points, key=_point_order)
 
-    def evaluated(self, study: str, method: str | None = None) -> list[tuple[CandidateInfo, EvaluationInfo]]:
-        """Every candidate of the study (of one method if given) paired with each of its evaluations
-        under the study's model and spec hash (both stages, ok and failed), in the order they
-        finished (unfinished last), then by evaluation id and candidate id. One query; a plan that
-        several methods proposed appears once per candidate, a candidate never evaluated not at all."""
+    def outcomes(self, study: str, method: str | None = None) -> list[Outcome]:
+        """Every candidate of the study (of one method if given) with each of its evaluations under
+        the study's model and spec hash (both stages, ok and failed), in the order they finished
+        (unfinished last), then by evaluation id and candidate id. One query; a plan that several
+        methods proposed appears once per candidate, a candidate never evaluated not at all."""
         with self._reading() as session:
-            pairs = rows.evaluated_pairs(session, study, method)
-            if not pairs:
+            found = rows.outcomes(session, study, method)
+            if not found:
                 rows.study_row(session, study)  # StoreError for an unknown study
-            return pairs
+            return found
 
     def evaluated_marker(self, study: str) -> str:
-        """A short text that changes whenever `evaluated(study)` would (one aggregate query): a page
+        """A short text that changes whenever `outcomes(study)` would (one aggregate query): a page
         showing the study asks for it to know when to redraw."""
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study

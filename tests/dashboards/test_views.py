@@ -9,7 +9,7 @@ import pytest
 
 from dashboards.figures import front_figure, log_ticks
 from dashboards.views import hypervolume_history, point_dict
-from storage import CandidateInfo, EvaluationInfo, Point, normalized_hypervolume, reference_point
+from storage import Outcome, Point, normalized_hypervolume, reference_point
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 FULL = Point(plan_hash="f" * 64, macs=100, fid=10.0, latency=1.0)
@@ -29,25 +29,21 @@ def test_nan_is_null_and_never_a_hypervolume() -> None:
     assert normalized_hypervolume([Point(plan_hash="a" * 64, macs=25, fid=5.0)], broken_full) == 0.0
 
 
-def _pair(k: int, plan: str, *, stage="full", status="ok", fid=5.0, macs=50, minutes=0, extra=None):
-    candidate = CandidateInfo(id=k, study="s", plan_hash=plan * 64, plan_json="{}", method="optuna",
-                              label=None, created_at=T0)
-    evaluation = EvaluationInfo(id=k, model="m", spec_hash="0" * 64, plan_hash=plan * 64, stage=stage,
-                                status=status, num_images=8, device="cpu", fid=fid, macs_per_image=macs,
-                                started_at=T0, finished_at=T0 + timedelta(minutes=minutes),
-                                extra=extra or {})
-    return candidate, evaluation
+def _outcome(k: int, plan: str, *, stage="full", status="ok", fid=5.0, macs=50, minutes=0, passed=None):
+    return Outcome(candidate_id=k, plan_hash=plan * 64, method="optuna", proposed_at=T0, evaluation_id=k,
+                   stage=stage, status=status, macs_per_image=macs, fid=fid, started_at=T0,
+                   finished_at=T0 + timedelta(minutes=minutes), passed_screen=passed)
 
 
 def test_hypervolume_curve_counts_each_finished_plan_once() -> None:
-    pairs = [
-        _pair(1, "a", fid=15.0, macs=50, minutes=1),  # HV (100-50)(20-15) = 250 -> 0.25
-        _pair(2, "b", stage="screen", minutes=2, extra={"passed_screen": True}),  # not done yet
-        _pair(3, "b", fid=10.0, macs=40, minutes=3),  # dominates a: (100-40)(20-10) = 600 -> 0.6
-        _pair(4, "c", status="failed", fid=None, macs=None, minutes=4),  # counts, adds nothing
-        _pair(5, "d", stage="screen", minutes=5, extra={"passed_screen": False}),  # stopped: counts
+    outcomes = [
+        _outcome(1, "a", fid=15.0, macs=50, minutes=1),  # HV (100-50)(20-15) = 250 -> 0.25
+        _outcome(2, "b", stage="screen", minutes=2, passed=True),  # not done yet
+        _outcome(3, "b", fid=10.0, macs=40, minutes=3),  # dominates a: (100-40)(20-10) = 600 -> 0.6
+        _outcome(4, "c", status="failed", fid=None, macs=None, minutes=4),  # counts, adds nothing
+        _outcome(5, "d", stage="screen", minutes=5, passed=False),  # stopped: counts
     ]
-    history = hypervolume_history(reversed(pairs), FULL)  # the order they finished, not given
+    history = hypervolume_history(reversed(outcomes), FULL)  # the order they finished, not given
     assert [h["plan_hash"][0] for h in history] == ["a", "b", "c", "d"]
     assert [h["status"] for h in history] == ["measured", "measured", "failed", "stopped at screen"]
     assert [h["hypervolume"] for h in history] == pytest.approx([0.25, 0.6, 0.6, 0.6])

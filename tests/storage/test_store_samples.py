@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from store_helpers import SPEC_HASH, add_plan, find, plan_hash, plan_json, record, sheet
+from store_helpers import add_plan, find, plan_hash, plan_json, record, sheet
 
 from storage import SampleImages, StoreError
 
@@ -83,7 +83,7 @@ def at(minutes: int) -> dict:
     return {"finished_at": T0 + timedelta(minutes=minutes)}
 
 
-def test_evaluated_pairs_candidates_with_their_evaluations_in_finish_order(store, study):
+def test_outcomes_candidates_with_their_evaluations_in_finish_order(store, study):
     evaluate(store, study, "c", method="optuna", status="failed", error="killed")  # unfinished
     evaluate(store, study, "a", **at(3))
     evaluate(store, study, "b", stage="screen", **at(1))
@@ -95,8 +95,8 @@ def test_evaluated_pairs_candidates_with_their_evaluations_in_finish_order(store
     evaluate(store, study, "g", status="failed", error="oom")  # unfinished, after c by id
     add_plan(store, study, "e")  # never evaluated: absent
     store.record_evaluation(record("a", spec_hash="6" * 64, **at(0)))  # another measurement: absent
-    pairs = store.evaluated(study)
-    seen = [(c.plan_hash[0], c.method, e.stage, e.status) for c, e in pairs]
+    outcomes = store.outcomes(study)
+    seen = [(o.plan_hash[0], o.method, o.stage, o.status) for o in outcomes]
     assert seen == [
         ("b", "greedy", "screen", "ok"),
         ("d", "optuna", "full", "ok"),
@@ -108,15 +108,27 @@ def test_evaluated_pairs_candidates_with_their_evaluations_in_finish_order(store
         ("c", "optuna", "full", "failed"),
         ("g", "greedy", "full", "failed"),
     ]
-    assert all(e.spec_hash == SPEC_HASH and c.plan_hash == e.plan_hash for c, e in pairs)
-    assert pairs[2][1] == pairs[3][1] == find(store, "a")
-    assert pairs[0][0] is pairs[4][0]  # one CandidateInfo per candidate
-    optuna = [(c.plan_hash[0], e.status) for c, e in store.evaluated(study, method="optuna")]
+    kept = find(store, "a")  # both candidates of plan a see the one stored evaluation (at 3)
+    assert outcomes[2].evaluation_id == outcomes[3].evaluation_id == kept.id
+    assert outcomes[2].finished_at == kept.finished_at == T0 + timedelta(minutes=3)
+    assert outcomes[2].candidate_id != outcomes[3].candidate_id
+    assert outcomes[0].candidate_id == outcomes[4].candidate_id  # one candidate, two stages
+    assert (outcomes[2].macs_per_image, outcomes[2].fid) == (kept.macs_per_image, kept.fid)
+    assert outcomes[0].proposed_at.tzinfo is not None
+    optuna = [(o.plan_hash[0], o.status) for o in store.outcomes(study, method="optuna")]
     assert optuna == [("d", "ok"), ("a", "ok"), ("c", "failed")]
-    assert store.evaluated(study, method="manual") == []
+    assert store.outcomes(study, method="manual") == []
 
 
-def test_evaluated_is_one_query(store, study):
+def test_outcomes_carry_the_screens_verdict(store, study):
+    evaluate(store, study, "p", stage="screen", extra={"passed_screen": False}, **at(1))
+    evaluate(store, study, "q", stage="screen", extra={"passed_screen": True}, **at(2))
+    evaluate(store, study, "q", **at(3))
+    verdicts = [(o.plan_hash[0], o.stage, o.passed_screen) for o in store.outcomes(study)]
+    assert verdicts == [("p", "screen", False), ("q", "screen", True), ("q", "full", None)]
+
+
+def test_outcomes_is_one_query(store, study):
     for k, plan in enumerate("abcdef"):
         evaluate(store, study, plan, stage="screen", **at(k))
         evaluate(store, study, plan, **at(10 + k))
@@ -127,20 +139,20 @@ def test_evaluated_is_one_query(store, study):
 
     event.listen(Engine, "before_cursor_execute", capture)
     try:
-        pairs = store.evaluated(study)
+        outcomes = store.outcomes(study)
     finally:
         event.remove(Engine, "before_cursor_execute", capture)
-    assert len(pairs) == 12
+    assert len(outcomes) == 12
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
-def test_evaluated_of_an_unknown_or_empty_study(store, study):
-    assert store.evaluated(study) == []
+def test_outcomes_of_an_unknown_or_empty_study(store, study):
+    assert store.outcomes(study) == []
     with pytest.raises(StoreError, match="unknown study 'nope'"):
-        store.evaluated("nope")
+        store.outcomes("nope")
 
 
-def test_evaluated_marker_changes_with_every_write_evaluated_would_show(store, study):
+def test_evaluated_marker_changes_with_every_write_outcomes_would_show(store, study):
     markers = [store.evaluated_marker(study)]
     evaluate(store, study, "a", finished_at=T0)
     markers.append(store.evaluated_marker(study))

@@ -102,8 +102,8 @@ def test_a_store_at_0001_is_upgraded_on_open_with_its_rows_intact(store_url):
     with Store.open(store_url) as store:
         assert [s.name for s in store.list_studies()] == ["old"]
         assert [(p.plan_hash, p.fid, p.macs) for p in store.points("old")] == [(plan, 12.5, 900)]
-        ((candidate, evaluation),) = store.evaluated("old")
-        assert (candidate.plan_hash, evaluation.status, evaluation.finished_at.year) == (plan, "ok", 2025)
+        (outcome,) = store.outcomes("old")
+        assert (outcome.plan_hash, outcome.status, outcome.finished_at.year) == (plan, "ok", 2025)
         assert store.samples("old", plan_hash("a")) is None
         add_evaluated(store, "old", "b")  # the new revision's tables are usable
     assert tables(store_url) == EDGEDIFF_TABLES | {VERSION_TABLE}
