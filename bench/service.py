@@ -16,9 +16,10 @@ Three parts (`--parts`, all by default), each printing a table:
 3. queries: a store holding `--rows` evaluations of distinct plans of the embedded DiT's search
    space (one study; ok evaluations with MACs/FID on a front-shaped cloud, 2% failed), written
    through `Store.record_candidate_evaluation` like a search writes them (sample sheets left out:
-   no query below reads them); then the median time of: every point, the Pareto front (all
-   methods, one method), the plan an export picks (`best`, FID within +5) and the export itself,
-   and the `edgediff front` / `edgediff export` commands end to end (a new process each). The
+   only the dashboard's plan view shows them); then the median time of: every point, the Pareto
+   front (all methods, one method), the plan an export picks (`best`, FID within +5) and the
+   export itself, the `edgediff front` / `edgediff export` commands end to end (a new process
+   each), and the requests a browser makes to `edgediff dashboard` over the same store. The
    store is kept (`edgediff-out/bench-queries.db`, or `--db`) and reused by the next run.
 
     .venv/bin/python bench/service.py                                 # all three, both models
@@ -30,13 +31,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -326,7 +330,54 @@ def queries(out: Path, url: str, rows: int, repeats: int) -> tuple[float | None,
     for what, run in add_cli:
         seconds, _ = timed(run, max(1, repeats // 2))
         table_rows.append([what, f"{seconds * 1000:.0f}", ""])
+    table_rows += dashboard_requests(cli, url, study, point.plan_hash, max(1, repeats // 2))
     return write_s, table_rows
+
+
+def dashboard_requests(cli: list[str], url: str, study: str, plan_hash: str,
+                       repeats: int) -> list[list[Any]]:
+    """Median time of each dashboard request a user's browser makes, against a real
+    `edgediff dashboard` process over the same store (page and JSON, with the bytes sent)."""
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(cli + ["dashboard", "--db", url, "--port", str(port), "--refresh", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/api/studies", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"edgediff dashboard did not answer on {base}") from None
+                time.sleep(0.5)
+        short = plan_hash[:12]
+        requests = [
+            ("dashboard: study list page", "/"),
+            ("dashboard: study page (fronts, hypervolume curves, every point)", f"/studies/{study}"),
+            ("dashboard: its redraw (`/figures`, after an evaluation lands)",
+             f"/api/studies/{study}/figures"),
+            ("dashboard: its poll when nothing changed (`/figures?since=`)", None),
+            ("dashboard: `/api/studies/{study}/front`", f"/api/studies/{study}/front"),
+            ("dashboard: a plan opened by a click", f"/studies/{study}/plans/{short}/fragment"),
+            ("dashboard: `/api/studies/{study}/plans/{plan}`", f"/api/studies/{study}/plans/{short}"),
+            ("dashboard: plan download", f"/api/studies/{study}/plans/{short}/plan.json"),
+        ]
+        version = json.loads(urllib.request.urlopen(f"{base}/api/studies/{study}/figures?since=-",
+                                                    timeout=600).read())["version"]
+        table = []
+        for what, path in requests:
+            path = path or f"/api/studies/{study}/figures?since={version}"
+            fetch = functools.partial(lambda p: urllib.request.urlopen(base + p, timeout=600).read(), path)
+            seconds, body = timed(fetch, repeats)
+            table.append([what, f"{seconds * 1000:.0f}", f"{len(body) / 1e6:.2f} MB"])
+        return table
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 # --- main ----------------------------------------------------------------------------------------
