@@ -118,7 +118,8 @@ def study_page(view: dict[str, Any], *, assets: Assets, links: Links, page_data:
     data = {**study_figures(view), "version": view["version"], **page_data}
     return _ENV.get_template("study.html").render(
         view=view, assets=assets, page_data=script_json(data), fragments=fragments or {},
-        plan_url=lambda h: links.plan(name, h), live=refresh_s > 0, refresh_s=refresh_s)
+        plan_url=lambda h: links.plan(name, h), live=refresh_s > 0, refresh_s=refresh_s,
+        note=page_data.get("missing_note"))
 
 
 SHARED = "shared"  # the full model's samples: one copy in the page data, set by the page's script

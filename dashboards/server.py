@@ -1,5 +1,6 @@
 """Serving the dashboard: a socket bound to loopback unless another address is asked for, and
-uvicorn running the app on it. Light to import (the CLI reads its defaults); the app loads on serve."""
+uvicorn running the app on it. Light to import (the CLI reads its defaults, the report's too); the
+app loads on serve."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from storage import Store
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_REFRESH_S = 5.0  # seconds between a study page's checks for new evaluations
+DEFAULT_MAX_PLANS = 500  # plan views a static report embeds before it keeps to the fronts' plans
 
 
 class DashboardError(Exception):

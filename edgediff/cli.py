@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dashboards.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardError
+from dashboards.server import DEFAULT_HOST, DEFAULT_MAX_PLANS, DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardError
 from edgediff import __version__, dashboard_cli, search_cli, study_cli
 from edgediff.errors import CliError
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
@@ -34,6 +34,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer >= 0")
     return value
 
 
@@ -314,6 +324,9 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write a study's dashboard as one static HTML file")
     p.add_argument("study")
     p.add_argument("-o", "--out", required=True, help="HTML file to write")
+    p.add_argument("--max-plans", type=_non_negative_int, default=DEFAULT_MAX_PLANS,
+                   help=f"embed every plan's view up to this many plans, else only the fronts' "
+                        f"(default {DEFAULT_MAX_PLANS})")
     study_cli.add_store_option(p, json=False)
     p.set_defaults(func=dashboard_cli.cmd_report)
 

@@ -40,8 +40,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(f"'{out}' is a folder: give -o a file name such as {out / 'report.html'}")
     with Store.open(args.db, create=False) as store:
         try:
-            path = write_report(store, args.study, out)
+            report = write_report(store, args.study, out, max_plans=args.max_plans)
         except OSError as err:
             raise CliError(f"cannot write '{out}' ({err.strerror}): choose another -o") from None
-    print(f"report of study '{args.study}' written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    size = report.path.stat().st_size / 1e6
+    print(f"report of study '{args.study}' written to {report.path} ({size:.1f} MB)")
+    if report.embedded < report.plans:
+        print(f"it embeds the views of the {report.embedded} plans on a front, of {report.plans} "
+              f"(--max-plans {report.plans} embeds them all)")
     return 0

@@ -35,7 +35,14 @@
   function openPlan(hash) {
     if (page.static) {
       var template = document.getElementById("plan-" + hash);
-      showPlan(hash, template ? template.innerHTML : "<p class=\"error\">This report holds no view of plan " + hash + ".</p>");
+      if (template) {
+        showPlan(hash, template.innerHTML);
+      } else {
+        var panel = document.getElementById("plan-panel");
+        panel.innerHTML = "<p class=\"error\"></p>";
+        panel.querySelector(".error").textContent = "This report holds no view of plan " + hash.slice(0, 12) +
+          ". " + (page.missing_note || "");
+      }
       return;
     }
     fetch(page.fragment_url + encodeURIComponent(hash) + "/fragment")

@@ -121,7 +121,7 @@ def test_static_report(browser, searched, tmp_path, artefacts) -> None:
     from storage import Store
 
     with Store.open(searched.url, create=False) as store:
-        path = write_report(store, "dash-dit", tmp_path / "report.html")
+        path = write_report(store, "dash-dit", tmp_path / "report.html").path
     tab = Page(browser)
     tab.page.goto(path.as_uri())
     _front_drawn(tab)

@@ -10,6 +10,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+from dashboard_helpers import copy_store
+
 from edgediff.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +85,48 @@ def test_report_to_a_folder_is_refused(capsys, searched, tmp_path) -> None:
     code, _, err = cli(capsys, "report", "dash-dit", "-o", str(tmp_path), "--db", searched.url)
     assert code == 2 and "is a folder" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def _add_failed_plan(url: str, study: str) -> str:
+    """A greedy plan of `study` whose evaluation failed: on the hypervolume curve, on no front."""
+    from dataclasses import replace
+
+    from evaluators.plan import Plan
+    from storage import EvaluationRecord, Store
+
+    with Store.open(url) as store:
+        info = store.get_study(study)
+        plan = Plan.from_json(store.plan_json(study, store.full_model_point(study).plan_hash))
+        plan = replace(plan, sampling=replace(plan.sampling, num_inference_steps=plan.num_steps - 2))
+        record = EvaluationRecord(model=info.model, spec_hash=info.spec_hash, plan_hash=plan.content_hash(),
+                                  status="failed", num_images=8, device="cpu", error="out of memory")
+        store.record_candidate_evaluation(study, plan_json=plan.to_json(), plan_hash=plan.content_hash(),
+                                          method="greedy", record=record)
+    return plan.content_hash()
+
+
+def test_report_of_a_study_above_max_plans_embeds_the_fronts_plans(capsys, searched, tmp_path) -> None:
+    from dashboards.report import embedded_plans
+    from dashboards.views import study_view
+    from storage import Store
+
+    url = copy_store(searched.url, tmp_path)
+    failed = _add_failed_plan(url, "dash-dit")
+    with Store.open(url, create=False) as store:
+        view = study_view(store, "dash-dit")
+    fronts = {p["plan_hash"] for p in view["front"]} | {view["full"]["plan_hash"]}
+    fronts |= {p["plan_hash"] for data in view["methods"].values() for p in data["front"]}
+    plotted, embedded = embedded_plans(view, max_plans=1)
+    assert embedded == fronts and failed in plotted - fronts
+    assert embedded_plans(view, max_plans=len(plotted)) == (plotted, plotted)
+
+    out = tmp_path / "fronts.html"
+    code, printed, _ = cli(capsys, "report", "dash-dit", "-o", str(out), "--max-plans", "1", "--db", url)
+    assert code == 0
+    assert f"embeds the views of the {len(fronts)} plans on a front, of {len(plotted)}" in printed
+    html = out.read_text()
+    assert all((f'<template id="plan-{h}">' in html) == (h in fronts) for h in plotted)
+    assert f"--max-plans {len(plotted)}` embeds them all" in html  # said on the page too
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "dash-dit", "-o", str(out), "--max-plans", "-1", "--db", url])
+    assert stop.value.code == 2 and "out of range" in capsys.readouterr().err
