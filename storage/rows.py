@@ -171,23 +171,12 @@ def outcomes(session: Session, study: str, method: str | None) -> list[Outcome]:
     )
     if method is not None:
         query = query.where(Candidate.method == method)
-    return [
-        Outcome(
-            candidate_id=row.candidate_id,
-            plan_hash=row.plan_hash,
-            method=row.method,
-            proposed_at=row.proposed_at,
-            evaluation_id=row.evaluation_id,
-            stage=row.stage,
-            status=row.status,
-            macs_per_image=row.macs_per_image,
-            fid=row.fid,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            passed_screen=(row.extra or {}).get("passed_screen"),
-        )
-        for row in session.execute(query)
-    ]
+    found = []
+    for row in session.execute(query):
+        values = row._asdict()  # the columns are labelled with Outcome's field names
+        extra = values.pop("extra") or {}
+        found.append(Outcome(**values, passed_screen=extra.get("passed_screen")))
+    return found
 
 
 def summary_rows(session: Session) -> list[StudySummary]:
