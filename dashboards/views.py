@@ -22,6 +22,7 @@ from typing import Any
 from evaluators.plan import ATTENTION_METHODS, Plan
 from storage import (
     FULL_METHOD,
+    CandidateInfo,
     EvaluationInfo,
     Outcome,
     Point,
@@ -66,15 +67,13 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
             "hypervolume": normalized_hypervolume(mine, full),
             "history": hypervolume_history([o for o in outcomes if o.method == method], full),
         }
-    reference = reference_point(full)
     return {
         "study": {
             "name": info.name, "model": info.model, "method": info.method,
             "created_at": info.created_at.isoformat(), "spec": json.loads(info.spec_json),
             "spec_hash": info.spec_hash, "notes": info.notes,
         },
-        "full": None if full is None else point_dict(full, full),
-        "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]},
+        **_full_and_reference(full),
         "methods": by_method,
         "front": [dicts[p.plan_hash] for p in pareto_front(points)],
         "counts": {
@@ -98,10 +97,15 @@ def front_view(store: Store, name: str, method: str | None = None) -> dict[str, 
             known = ", ".join(methods) or "none"
             raise NotFound(f"study '{name}' has no method '{method}' (methods: {known})")
         points = [p for p in points if method in p.methods]
-    reference = reference_point(full)
-    return {"study": name, "method": method, "full": None if full is None else point_dict(full, full),
-            "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]},
+    return {"study": name, "method": method, **_full_and_reference(full),
             "front": [point_dict(p, full) for p in pareto_front(points)]}
+
+
+def _full_and_reference(full: Point | None) -> dict[str, Any]:
+    """`full` (the full model's point) and `reference_point` (`macs`, `fid`) of a study's views."""
+    reference = reference_point(full)
+    return {"full": None if full is None else point_dict(full, full),
+            "reference_point": None if reference is None else {"macs": reference[0], "fid": reference[1]}}
 
 
 def study_version(store: Store, name: str) -> str:
@@ -143,8 +147,7 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
     """One plan of the study (`plan`: its hash or a unique prefix of it): its numbers, who proposed
     it, every evaluation, a summary of what it changes, its technique map and its samples."""
     info = _study(store, name)
-    plan_hash = resolve_plan(store, name, plan)
-    candidates = store.candidates(name, plan_prefix=plan_hash)
+    plan_hash, candidates = _resolve(store, name, plan)
     evaluations = [store.find_evaluation(model=info.model, spec_hash=info.spec_hash,
                                          plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
     full = store.full_model_point(name)
@@ -172,16 +175,22 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
 
 def resolve_plan(store: Store, name: str, plan: str) -> str:
     """The full hash of the study's plan whose hash is `plan` or starts with it."""
+    return _resolve(store, name, plan)[0]
+
+
+def _resolve(store: Store, name: str, plan: str) -> tuple[str, list[CandidateInfo]]:
+    """`resolve_plan`, with the candidates that proposed the plan (read by the same query)."""
     plan = plan.strip().lower()
     if len(plan) < MIN_PREFIX:
         raise NotFound(f"plan '{plan}' is too short: give at least {MIN_PREFIX} characters of its hash")
-    hashes = sorted({c.plan_hash for c in store.candidates(name, plan_prefix=plan)})
+    candidates = store.candidates(name, plan_prefix=plan)
+    hashes = sorted({c.plan_hash for c in candidates})
     if not hashes:
         raise NotFound(f"study '{name}' has no plan '{plan}': pick one from its front or "
                        f"`edgediff front {name} --all`")
     if len(hashes) > 1:
         raise NotFound(f"plan '{plan}' matches {len(hashes)} plans of study '{name}': give more of the hash")
-    return hashes[0]
+    return hashes[0], candidates
 
 
 def download_name(name: str, plan_hash: str) -> str:

@@ -103,8 +103,12 @@ def _new_cluster(prefix: str):
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    _run_as_server_user(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                        "-N", "-E", "UTF8")
+    try:
+        _run_as_server_user(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                            "-N", "-E", "UTF8")
+    except BaseException:  # no server yet: the caller's clean-up never runs
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     options = ("-o", f"-k {sockets} {_PG_SETTINGS}", "-l", str(root / "server.log"))
     return root, data, sockets, pg_ctl, options
 
