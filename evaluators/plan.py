@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -261,13 +261,25 @@ class Plan:
         return out
 
     def to_json(self, indent: int | None = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        if indent != 1:
+            return json.dumps(self.to_dict(), indent=indent)
+        return self._once("_json", lambda: json.dumps(self.to_dict(), indent=1))
 
     def content_hash(self) -> str:
         """A hash of what the plan does (notes left out): equal plans have equal hashes."""
+        return self._once("_content_hash", self._hash)
+
+    def _hash(self) -> str:
         body = self.to_dict()
         body.pop("notes", None)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def _once(self, key: str, make: Callable[[], str]) -> str:
+        """A plan is frozen, so its JSON and hash are computed once per object and kept beside
+        its fields (outside them: equality, `replace` and the JSON do not see the cache)."""
+        if key not in self.__dict__:
+            object.__setattr__(self, key, make())
+        return self.__dict__[key]
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

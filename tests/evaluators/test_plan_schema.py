@@ -4,8 +4,10 @@ that the runtime reads from a plan (wars residuals, ast outputs, DeepCache full 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+import pickle
 from types import MappingProxyType
 
 import pytest
@@ -183,6 +185,22 @@ def test_hash_and_equality_ignore_notes():
     assert noted.content_hash() == plan.content_hash()
     assert Plan.from_json(noted.to_json()).content_hash() == plan.content_hash()
     assert json.loads(noted.to_json())["notes"] == {"fid": 3.2, "by": "search"}
+
+
+def test_json_and_hash_are_computed_once_and_stay_outside_the_fields(monkeypatch):
+    plan = _attention_plan()
+    first = (plan.to_json(), plan.content_hash())
+    calls = []
+    monkeypatch.setattr(Plan, "to_dict", lambda self: calls.append(self) or {})
+    assert (plan.to_json(), plan.content_hash()) == first  # from the cache: to_dict not called
+    assert calls == []
+    monkeypatch.undo()
+    assert plan == _attention_plan()  # the cache is not a field: equality and hash unchanged
+    assert hash(plan) == hash(_attention_plan())
+    assert plan.to_json(indent=None) == json.dumps(json.loads(first[0]))
+    changed = dataclasses.replace(plan, sampling=Sampling(STEPS, 5.0))
+    assert changed.content_hash() != first[1]  # a new object: its own identity
+    assert pickle.loads(pickle.dumps(plan)).content_hash() == first[1]
 
 
 @pytest.mark.parametrize("plan", [
