@@ -6,21 +6,20 @@ every self-attention layer `full`. Before the real forward of each step t >= 1, 
 output `raw` of this step with every layer `full` is computed; then layer by layer, in order, the
 candidates `ast`, `wars+asc`, `wars`, `full+asc` (most to least compressed) are tried and the first
 whose DiTFastAttn loss against `raw` is below the layer's threshold (l + 1) / L * delta is kept,
-else `full`. Decisions stay in place while later layers are tried (sequential greedy). The real
-forward of step t then runs with the chosen methods in calibration mode, caching every residual
-and output, so later steps can try `wars` and `ast`. Trial forwards write no cache.
+else `full`, as the current reference code does (the order, the first-pass rule and the
+threshold are the reference's). Decisions stay in place while later layers are tried (sequential
+greedy). The loss is the reference's relative error `mean(clip(|(a - b) / (max(a, b) + 1e-6)|, 0,
+10))` over the whole transformer output (learned-sigma channels included), taken in float64. The
+`asc` candidates compute the conditional CFG half, whichever half the model family puts it in
+(`evaluators.runtime.attention.cond_first`), as the reference does. The real forward of step t
+then runs with the chosen methods in calibration mode, caching every residual and output, so later
+steps can try `wars` and `ast`. Trial forwards write no cache.
 
 Deliberate differences from the reference code:
 - latents come from one seed per image (seed, seed + 1, ...), as all edgediff subjects draw them;
   the reference draws the whole batch from one generator seeded `seed`. Class labels are drawn as
   its `run_dit.py` draws them.
 - at step 0 nothing is tried (step 0 stays full); the reference computes an unused raw output there.
-- candidates run most to least compressed and the search stops at the first that passes; the
-  reference runs all of them least to most compressed and keeps the last that passes: the same
-  choice with fewer forwards.
-- the rule is `loss < (l + 1) / L * delta` with the loss in float64; the reference compares the
-  float32 similarity 1 - loss with thresholds built by repeated subtraction from 1 (equal up to
-  rounding).
 - methods that share CFG halves are not tried when guidance_scale <= 1 (the reference always uses
   CFG), and the reference's uncompressed generation and final SSIM report are left out.
 - only self-attention (`attn1`) is searched, as in the reference's published runs (its attn2 and

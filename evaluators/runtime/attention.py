@@ -9,8 +9,9 @@ Installed as an attention processor on every transformer block's self-attention 
 - `ast`: the layer's whole output (after the output projection) of the most recent step that
   computed it; no projection runs.
 - `asc`, `full+asc`, `wars+asc`: the batch holds two CFG halves; the attention module runs on the
-  first half and its output is copied to the second (as the reference does: the first half is the
-  conditional one for DiT, the unconditional one for PixArt).
+  conditional half and its output is copied to both, as the reference does. Which half is the
+  conditional one is a fact of the model family (`cond_first`): DiT batches (cond, uncond), PixArt
+  (uncond, cond).
 
 Calibration mode (`AttentionRuntime.calibrating`, used by the greedy search in `search/greedy.py`):
 every real forward caches the residual of every full-attention layer and the output of every layer
@@ -43,6 +44,21 @@ from evaluators.runtime.clock import RunState
 from evaluators.runtime.hooks import Installation
 
 SUPPORTED_TRANSFORMERS = ("DiTTransformer2DModel", "PixArtTransformer2DModel", "Transformer2DModel")
+
+
+def cond_first(model: torch.nn.Module) -> bool:
+    """Whether the model family's pipeline puts the conditional CFG half first in the batch.
+
+    diffusers' DiTPipeline (and edgediff's own sampling loop) batch (cond, uncond); the PixArt
+    pipelines batch (uncond, cond) (`torch.cat([negative_prompt_embeds, prompt_embeds])`), the
+    reference's `cond_first=False`. PixArt weights may also load as a generic Transformer2DModel
+    with `norm_type="ada_norm_single"`.
+    """
+    cls = type(model).__name__
+    if cls == "PixArtTransformer2DModel":
+        return False
+    return not (cls == "Transformer2DModel"
+                and getattr(model.config, "norm_type", None) == "ada_norm_single")
 
 
 def query_block_size(num_tokens: int) -> int:
@@ -126,12 +142,15 @@ class FastAttnProcessor:
                  method: str, store_residual: bool) -> torch.Tensor:
         rt = self.runtime
         share = method in SHARES_CFG
+        rows = slice(None)  # the batch rows computed: all, or the conditional CFG half
         if share:
             if x.shape[0] % 2:
                 raise PlanError(f"'{method}' needs the two CFG halves in one batch, got batch "
                                 f"{x.shape[0]}; run with guidance_scale > 1")
-            x = x[: x.shape[0] // 2]
-            mask = None if mask is None else mask[: mask.shape[0] // 2]
+            half = x.shape[0] // 2
+            rows = slice(0, half) if rt.cond_first else slice(half, None)
+            x = x[rows]
+            mask = None if mask is None else mask[rows]
         b, n, _ = x.shape
         if mask is not None:
             mask = attn.prepare_attention_mask(mask, n, b).view(b, attn.heads, -1, mask.shape[-1])
@@ -147,11 +166,11 @@ class FastAttnProcessor:
             if store_residual:
                 r = o - window_attention(q, k, v, rt.left, rt.right)
                 self.cache.residual = torch.cat([r, r]) if share else r
-        else:  # wars, wars+asc: O_win + R (R from the last full step; first half if sharing)
+        else:  # wars, wars+asc: O_win + R (R from the last full step; the cond half if sharing)
             if self.cache.residual is None:
                 raise PlanError(f"layer {self.layer}: 'wars' with no residual; the plan needs a full "
                                 "step before it")
-            o = window_attention(q, k, v, rt.left, rt.right) + self.cache.residual[:b]
+            o = window_attention(q, k, v, rt.left, rt.right) + self.cache.residual[rows]
         o = o.transpose(1, 2).reshape(b, -1, attn.heads * head_dim).to(q.dtype)
         o = attn.to_out[1](attn.to_out[0](o))
         return torch.cat([o, o]) if share else o
@@ -160,9 +179,10 @@ class FastAttnProcessor:
 class AttentionRuntime:
     """The per-step methods of one applied attention plan."""
 
-    def __init__(self, plan: Plan, state: RunState) -> None:
+    def __init__(self, plan: Plan, state: RunState, cond_first: bool = True) -> None:
         assert plan.attention is not None
         self.state = state
+        self.cond_first = cond_first  # the CFG order of the model family (see `cond_first`)
         self.left = plan.attention.window_left
         self.right = plan.attention.window_right
         # Mutable copy, so a calibration (the greedy search) can try methods in place.
@@ -235,7 +255,7 @@ def install_attention_plan(model: torch.nn.Module, plan: Plan, state: RunState,
     if plan.attention.num_layers != len(layers):
         raise PlanError(f"plan.attention.methods: {plan.attention.num_layers} layers but the model "
                         f"has {len(layers)} self-attention layers; give one row per layer")
-    runtime = AttentionRuntime(plan, state)
+    runtime = AttentionRuntime(plan, state, cond_first(model))
     for i, attn in enumerate(layers):
         processor = FastAttnProcessor(i, runtime, attn.processor)
         runtime.processors.append(processor)

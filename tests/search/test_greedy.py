@@ -71,6 +71,16 @@ def test_constants_thresholds_and_window():
     assert default_window(1024) == 128 and default_window(256) == 32 and default_window(4) == 1
 
 
+def test_docstring_describes_the_current_reference():
+    import search.greedy as greedy
+
+    doc = " ".join(greedy.__doc__.split())
+    assert "`ast`, `wars+asc`, `wars`, `full+asc` (most to least compressed)" in doc
+    assert "(l + 1) / L * delta" in doc and "first" in doc
+    # the older reference: least-compressed first, the last pass kept, a similarity threshold
+    assert "least to most" not in doc and "similarity" not in doc and "keeps the last" not in doc
+
+
 def test_delta_zero_is_the_base_plan_without_a_generation(subject, monkeypatch):
     base = base_plan(subject, 6)
     monkeypatch.setattr(subject, "generate_batch", lambda *a, **k: pytest.fail("ran a generation"))
