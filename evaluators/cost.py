@@ -27,7 +27,7 @@ from diffusers.models.attention_processor import Attention
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from evaluators.plan import FULL_METHODS, Plan, PlanError, full_plan, residual_needed
+from evaluators.plan import FULL_METHODS, SHARES_CFG, Plan, PlanError, full_plan, residual_needed
 from evaluators.runtime import apply_plan, model_ref, plan_scheduler
 from evaluators.runtime.attention import self_attention_layers
 
@@ -147,9 +147,10 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
 
     With guidance (> 1) every call carries both CFG halves (batch = 2 * num_images).
     `convention="ditfastattn"` charges self-attention (scores + weighted sum) as the DiTFastAttn
-    reference counter does: a window step costs (right - left) / N of full attention (0 for a
-    symmetric window), a residual-computing full step (1 + (right - left) / N), `asc` halves the
-    score part only, `ast` is free; everything else is counted as executed.
+    reference counter does (`count_flops_attn` of the current upstream): a window step costs
+    (right - left) / N of full attention (0 for a symmetric window), a residual-computing full step
+    (1 + (right - left) / N), `asc` halves both products (scores and weighted sum), `ast` is free;
+    everything else is counted as executed.
     """
     if convention not in ("executed", "ditfastattn"):
         raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
@@ -221,15 +222,14 @@ def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
             method = row[step]
             extra = 1 + ws / n if residual_needed(row, step) else 1.0
             if method == "ast":
-                qk = kv = 0.0
+                share = 0.0
             elif method in FULL_METHODS:
-                qk, kv = base * extra, base * extra
-                if method != "full":
-                    qk /= 2
-            elif method == "wars":
-                qk = kv = base * ws / n
-            else:  # wars+asc
-                qk, kv = base * ws / n / 2, base * ws / n
+                share = extra
+            else:  # wars, wars+asc
+                share = ws / n
+            if method in SHARES_CFG:  # one CFG half computed: both products halve
+                share /= 2
+            qk = kv = base * share
             charged.append(int(qk + kv))
         delta = sum(charged) - sum(layers)
         per_step.append(total + delta)

@@ -72,6 +72,20 @@ def test_ditfastattn_reference_convention(dit):
     assert reference.by_type["linear"] == executed.by_type["linear"]
 
 
+@pytest.mark.parametrize("method", ["asc", "full+asc", "wars+asc"])
+def test_ditfastattn_convention_halves_both_products_under_asc(dit, method):
+    b, n, c, layers = 2, 256, 64, 8  # CFG batch, tokens, width, layers
+    left, right = 8, 24  # asymmetric, so the reference charges window steps (right - left) / N
+    product = b * n * n * c  # one of the two products (scores, weighted sum) of full attention
+    count = count_macs(dit, dit_plan(dit, method, (left, right)), convention="ditfastattn")
+    if method == "wars+asc":  # step 0 also computes the residual; later steps: window, one half
+        step0, later = 2 * product * (1 + (right - left) / n), product * (right - left) / n
+    else:  # full attention on one CFG half: half of both products
+        step0, later = 2 * product, product
+    assert count.per_layer_attention[0] == [int(step0)] * layers
+    assert count.per_layer_attention[1:] == [[int(later)] * layers] * (STEPS - 1)
+
+
 def conv_macs(conv, batch, h, w):
     k = conv.kernel_size[0] * conv.kernel_size[1]
     out_h, out_w = h // conv.stride[0], w // conv.stride[1]
