@@ -26,12 +26,16 @@ demo: $(STAMP)
 dashboard: $(STAMP)
 	$(BIN)/edgediff dashboard
 
-## test: the test suite (slow tests excluded)
+## test: the test suite (slow tests excluded). First tests/setup_check.py: the Debian packages the
+## tests need (postgresql, chromium) are installed with apt-get when missing and possible (root),
+## else it says in one line what to run (or EDGEDIFF_TEST_SKIP=chromium,postgresql to skip them)
 test: $(STAMP)
+	@$(BIN)/python tests/setup_check.py
 	$(BIN)/python -m pytest
 
 ## test-slow: the slow tests only (full model-card reproduction)
 test-slow: $(STAMP)
+	@$(BIN)/python tests/setup_check.py
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)

@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,37 +42,60 @@ def digits():
 
 @pytest.fixture(autouse=True)
 def _fixed_threads():
+    import torch  # here, not at the top: a run stopped by the set-up check never loads it
+
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+
+
+# ---- what the suite needs besides Python packages (tests/setup_check.py) ----------------------
+# A test that needs Debian's chromium or postgresql on a machine lacking it stops the run before
+# anything runs, with one line saying what to install (`make test` installs them first when it
+# can); EDGEDIFF_TEST_SKIP=chromium,postgresql skips those tests instead, when the user asks.
+
+_NEEDS = {  # package -> the fixtures that need it
+    "chromium": {"browser"},
+    "postgresql": {"postgresql_server", "postgresql_url", "stoppable_postgresql"},
+}
+
+
+def _needs(item) -> set[str]:
+    names = set(getattr(item, "fixturenames", ()))
+    needed = {package for package, fixtures in _NEEDS.items() if names & fixtures}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("store_url") == "postgresql":
+        needed.add("postgresql")
+    return needed
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    import setup_check
+
+    wanted = set().union(*map(_needs, items)) if items else set()
+    missing = [package for package in setup_check.missing() if package in wanted]
+    if missing:
+        pytest.exit(setup_check.advice(missing), returncode=2)
+    skipped = setup_check.skipped()
+    for item in items:
+        for package in sorted(_needs(item) & skipped):
+            item.add_marker(pytest.mark.skip(reason=f"needs {package}, skipped by "
+                                                    f"{setup_check.SKIP_VARIABLE}"))
 
 
 # ---- PostgreSQL server for the store tests (storage/) ------------------------------------------
 # A throwaway server, started once per session on a unix socket in a temporary folder; each test
 # that asks for `postgresql_url` gets a fresh database on it. PostgreSQL refuses to run as root, so
-# as root the server runs as the `postgres` system user. Missing binaries fail (never skip): CI
-# must run the PostgreSQL tests.
+# as root the server runs as the `postgres` system user.
 
-_PG_MISSING = (
-    "PostgreSQL server binaries not found: install Debian's postgresql package (apt-get install postgresql)"
-)
 _PG_SETTINGS = "-c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 _pg_databases = iter(range(1_000_000))
 
 
 def _postgres_bin_dir():
-    """The folder holding initdb and pg_ctl: from PATH, else the newest /usr/lib/postgresql/*/bin."""
-    import glob
-    import shutil
-    from pathlib import Path
+    """The folder holding initdb and pg_ctl (see tests/setup_check.py)."""
+    import setup_check
 
-    initdb = shutil.which("initdb")
-    if initdb and shutil.which("pg_ctl"):
-        return Path(initdb).resolve().parent
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    for folder in reversed(folders):
-        if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
-            return Path(folder)
-    return None
+    return setup_check.postgres_bin_dir()
 
 
 def _run_as_server_user(*command: str, check: bool = True) -> None:
@@ -95,8 +117,10 @@ def _new_cluster(prefix: str):
     from pathlib import Path
 
     bin_dir = _postgres_bin_dir()
-    if bin_dir is None:
-        pytest.fail(_PG_MISSING, pytrace=False)
+    if bin_dir is None:  # the collection hook stops the run first; a direct call still says why
+        import setup_check
+
+        pytest.fail(setup_check.advice(["postgresql"]), pytrace=False)
     root = Path(tempfile.mkdtemp(prefix=prefix))
     data, sockets, pg_ctl = root / "data", root / "sockets", str(bin_dir / "pg_ctl")
     sockets.mkdir()

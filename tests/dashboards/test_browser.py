@@ -7,14 +7,11 @@ static report does the same from a file. Screenshots go to test-artefacts/.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dashboard_helpers import add_manual_point, copy_store, serve_in_thread
 
-CHROMIUM = "/usr/bin/chromium"
 # Headless, and nothing that reaches out to the network (this machine's network is closed).
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
          "--disable-background-networking", "--disable-component-update"]
@@ -22,11 +19,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
+    import setup_check
     from playwright.sync_api import sync_playwright
 
-    executable = shutil.which("chromium") or CHROMIUM
-    if not Path(executable).exists():  # CI must run this test: fail, never skip
-        pytest.fail("Chromium not found: install Debian's chromium package (apt-get install chromium)")
+    executable = setup_check.chromium_path()
+    if executable is None:  # the conftest stops the run first when chromium is missing
+        pytest.fail(setup_check.advice(["chromium"]), pytrace=False)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=FLAGS)
         yield browser
