@@ -165,6 +165,7 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
         "candidates": [{"method": c.method, "label": c.label, "created_at": c.created_at.isoformat()}
                        for c in candidates],
         "evaluations": [_evaluation_dict(e) for e in evaluations if e is not None],
+        "footprint": _footprint(evaluations),
         "summary": plan_summary(parsed),
         "techniques": technique_map(parsed),
         "samples": _samples_dict(samples),
@@ -314,8 +315,19 @@ def _distinct(outcomes: list[Outcome]) -> list[str]:
 
 def _evaluation_dict(evaluation: EvaluationInfo) -> dict[str, Any]:
     out = _plain(asdict(evaluation))
-    out["extra"] = {k: v for k, v in evaluation.extra.items() if k in ("passed_screen", "batch_size")}
+    out["extra"] = {k: v for k, v in evaluation.extra.items()
+                    if k in ("passed_screen", "batch_size", "params")}
     return out
+
+
+def _footprint(evaluations: list[EvaluationInfo | None]) -> dict[str, Any] | None:
+    """The plan's parameter footprint (`params`, `skipped`, `skipped_share`, `skipped_bytes` by
+    dtype) from its latest evaluation that counted it; None where none did."""
+    for evaluation in reversed(evaluations):
+        params = None if evaluation is None else evaluation.extra.get("params")
+        if params and params.get("params"):
+            return {**params, "skipped_share": params["skipped"] / params["params"]}
+    return None
 
 
 def _samples_dict(samples: Any) -> dict[str, Any] | None:

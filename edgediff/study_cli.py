@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgediff.errors import CliError
-from edgediff.tables import dumps, giga, number, table
+from edgediff.tables import dumps, footprint, giga, number, table
 from storage import Point, Store, describe_constraint, find_existing_study
 
 SPEC_OPTIONS = {  # CLI option -> EvalSpec field
@@ -114,10 +114,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append([e.stage, e.num_images, giga(e.macs_per_image), number(ratio, 2),
                      number(None if e.latency_per_image_s is None else e.latency_per_image_s * 1e3, 2),
                      number(speed, 2), number(e.fid), number(e.psnr, 2), number(e.mse, 5),
-                     number(e.similarity, 4), number(e.class_accuracy, 3)])
+                     number(e.similarity, 4), number(e.class_accuracy, 3), footprint(e.extra)])
     print(table(["stage", "images", "GMACs/img", "x fewer", "ms/img", "speedup", "FID", "PSNR",
-                 "MSE", "DiTFastAttn err", "class acc"], rows,
-                [False] + [True] * 10))
+                 "MSE", "DiTFastAttn err", "class acc", "params never run"], rows,
+                [False] + [True] * 11))
     state = "found in the store (not recomputed)" if outcome.reused else "evaluated and stored"
     fid = f", full model FID {full.fid:.3f}" if full else ""
     print(f"plan {plan.content_hash()[:12]} in study '{study_name}': {state}{fid}")

@@ -36,6 +36,15 @@ def number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def footprint(extra: dict[str, Any]) -> str:
+    """An evaluation's parameters that never run, as "336.3M/859.5M (39.1%)"; "" if not counted."""
+    params = extra.get("params")
+    if not params or not params.get("params"):
+        return ""
+    return (f"{params['skipped'] / 1e6:.1f}M/{params['params'] / 1e6:.1f}M "
+            f"({params['skipped'] / params['params']:.1%})")
+
+
 def jsonable(value: Any) -> Any:
     """Dataclasses, tuples and datetimes as plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

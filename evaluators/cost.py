@@ -4,7 +4,9 @@
 FlopCounterMode, step by step, on the `meta` device by default (a twin of the model built from its
 config, so DiT-XL/2, PixArt and the Stable Diffusion U-Net count in seconds without weights).
 Whatever the plan skips does not execute and is not counted; whatever it adds (the residual's
-extra window pass) is. Multiply-accumulates = FLOPs / 2.
+extra window pass) is. Multiply-accumulates = FLOPs / 2. The result's `footprint` reports the
+parameters no operator reads in the whole generation, and the bytes they need not occupy
+(`evaluators.footprint`).
 
 FlopCounterMode has no formula for the CPU kernel of scaled-dot-product attention
 (`_scaled_dot_product_flash_attention_for_cpu`) and counts it as zero; this module registers one
@@ -27,6 +29,7 @@ from diffusers.models.attention_processor import Attention
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from evaluators.footprint import Footprint, ParameterUse
 from evaluators.plan import FULL_METHODS, SHARES_CFG, Plan, PlanError, full_plan, residual_needed
 from evaluators.runtime import apply_plan, model_ref, plan_scheduler
 from evaluators.runtime.attention import self_attention_layers
@@ -57,6 +60,8 @@ class MacCount:
             `attention_proj` (q/k/v/out projections), `attention` (scores and weighted sum).
         convention: `executed` (what runs) or `ditfastattn` (the DiTFastAttn reference counter's
             charge for self-attention; see `count_macs`).
+        footprint: the denoiser's parameters and those that never execute in the generation
+            (depth-skip's dropped levels), with the bytes they need not occupy by dtype.
     """
 
     per_step: list[int]
@@ -65,6 +70,7 @@ class MacCount:
     batch: int
     convention: str = "executed"
     per_layer_attention: list[list[int]] = field(default_factory=list)
+    footprint: Footprint | None = None
 
     @property
     def total(self) -> int:
@@ -172,6 +178,7 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     if plan.attention is not None:
         names = {id(m): n for n, m in twin.named_modules()}
         self_keys = [f"{type(twin).__name__}.{names[id(a)]}" for a in self_attention_layers(twin)]
+    use = ParameterUse(twin)
     timesteps = plan_scheduler(_default_scheduler(), plan)
     timesteps.set_timesteps(plan.num_steps)
     per_step, by_type, per_layer = [], [], []
@@ -180,14 +187,16 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
         for t in timesteps.timesteps.tolist():
             step_inputs = dict(inputs, timestep=torch.full((batch,), t, device=device,
                                                            dtype=torch.long))
-            with FlopCounterMode(display=False) as counter:
+            with FlopCounterMode(display=False) as counter, use:
                 twin(**step_inputs)
             counts = counter.get_flop_counts()
             by_type.append(_categorise(counts, attention_keys))
             per_layer.append([sum(v for op, v in counts.get(k, {}).items() if op in _ATTENTION)
                               // 2 for k in self_keys])
             per_step.append(sum(counts.get("Global", {}).values()) // 2)
-    result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer)
+    dtypes = None if twin is model else {n: p.dtype for n, p in model.named_parameters()}
+    result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer,
+                      use.footprint(twin, dtypes))
     if convention == "ditfastattn":
         result = _ditfastattn_convention(result, twin, plan, batch)
     return result
@@ -235,7 +244,8 @@ def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
         per_step.append(total + delta)
         by_type.append(dict(types, attention=types["attention"] + delta))
         per_layer.append(charged)
-    return MacCount(per_step, by_type, count.num_images, batch, "ditfastattn", per_layer)
+    return MacCount(per_step, by_type, count.num_images, batch, "ditfastattn", per_layer,
+                    count.footprint)
 
 
 # --- latency -------------------------------------------------------------------------------------

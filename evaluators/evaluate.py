@@ -74,7 +74,10 @@ class Evaluation:
         similarity: DiTFastAttn's relative error against the same images (0 = identical).
         device: what it ran on; versions: library versions.
         seconds: wall time of the whole evaluation; started_at / finished_at: UTC.
-        extra: per-step MACs, MACs by layer type, batch size, screen verdict.
+        extra: per-step MACs, MACs by layer type, batch size, screen verdict, and `params`: the
+            denoiser's parameter footprint (`params`, `skipped`: those the plan never runs,
+            `skipped_bytes`: the memory they need not occupy, by dtype; see
+            `evaluators.footprint`).
         samples: the stage's first `images.SAMPLE_COUNT` images as a PNG sheet, on the same seeds
             for every plan under the spec (so they sit beside the uncompressed model's); None where
             not kept.
@@ -362,6 +365,8 @@ class Evaluator:
         if key not in self._macs:
             count = count_macs(self.denoiser, plan, num_images=1)
             detail = {"macs_per_step": count.per_step, "macs_by_type": count.by_type}
+            if count.footprint is not None:  # parameters that never run (depth-skip)
+                detail["params"] = count.footprint.to_dict()
             self._macs[key] = (int(round(count.per_image)), detail)
         return self._macs[key]
 

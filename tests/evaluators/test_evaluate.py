@@ -17,7 +17,7 @@ from evaluators.cost import count_macs
 from evaluators.errors import EvaluatorError
 from evaluators.evaluate import Evaluation, Evaluator
 from evaluators.images import SAMPLE_COUNT
-from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
+from evaluators.plan import AttentionPlan, DeepCache, DepthSkip, Plan, PlanError
 from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
 from evaluators.spec import EvalSpec, SpecError
 from evaluators.subjects import DigitsSubject, PipelineSubject
@@ -165,6 +165,14 @@ def test_unet_deepcache_plan(unet, classifier, fresh_cache):
     assert result.macs_per_image < full.macs_per_image / 2
     assert result.fid is not None and 0 < result.psnr < PSNR_CAP_DB
     assert 0.0 <= result.class_accuracy <= 1.0
+    params = sum(p.numel() for p in unet.parameters())
+    assert result.extra["params"] == {"params": params, "skipped": 0, "skipped_bytes": {}}
+    # depth-skip: the evaluation reports the parameters that never run (counted on meta, no images)
+    dropped = replace(evaluator.full_plan, depth_skip=DepthSkip(1))
+    footprint = evaluator.macs(dropped)[1]["params"]
+    skipped = count_macs(unet, dropped).footprint.skipped
+    assert footprint == {"params": params, "skipped": skipped, "skipped_bytes": {"float32": 4 * skipped}}
+    assert 0 < skipped < params
 
 
 def test_plan_for_another_model_is_refused(dit_subject, unet, classifier, fresh_cache):
