@@ -252,7 +252,8 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate one plan (MACs, latency, FID, fidelity) and store it")
     p.add_argument("--model", required=True, help="registry name, local folder or hub id")
     p.add_argument("--plan", required=True, help="plan JSON file")
-    p.add_argument("--study", help="study to store it in (default: the model name)")
+    p.add_argument("--study", help="study to store it in (default: the model name, a hub id's '/' "
+                                   "as '-')")
     p.add_argument("--method", default="manual", help="who proposed the plan (default: manual)")
     p.add_argument("--label", help="a short note shown beside the plan")
     _add_spec_options(p)
@@ -263,7 +264,8 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search plans: the paper's greedy baseline and Optuna, "
                                       "evaluated on Ray workers (resumable)")
     p.add_argument("--model", required=True, help="registry name, local folder or hub id")
-    p.add_argument("--study", help="study name (default: the model name); the same name resumes")
+    p.add_argument("--study", help="study name (default: the model name, a hub id's '/' as '-'); "
+                                   "the same name resumes")
     p.add_argument("--method", choices=("greedy", "optuna", "both"), default="both",
                    help="greedy: the paper baseline; optuna: multi-objective search (default both)")
     p.add_argument("--budget", type=_positive_int, default=10, help="evaluations per method")

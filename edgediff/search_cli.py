@@ -13,6 +13,7 @@ from edgediff.study_cli import (
     POINT_RIGHT,
     given_spec,
     point_rows,
+    study_name_of,
     study_spec,
 )
 from edgediff.tables import dumps, number, table
@@ -56,7 +57,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search.driver import SearchConfig, run_search
     from storage import Store, find_existing_study
 
-    study_name = args.study or args.model
+    study_name = study_name_of(args)  # before any model is loaded or image generated
     out = Path(args.export or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     if args.export and not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --export")

@@ -8,7 +8,7 @@ from typing import Any
 
 from edgediff.errors import CliError
 from edgediff.tables import dumps, footprint, giga, number, table
-from storage import Point, Store, describe_constraint, find_existing_study
+from storage import Point, Store, check_study_name, describe_constraint, find_existing_study
 
 SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
@@ -38,6 +38,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 # --- evaluate --------------------------------------------------------------------------------------
+
+def default_study_name(model: str) -> str:
+    """A valid study name for a model: the registry name as it is, a hub id or a path with its
+    '/' (a study is a path segment of the dashboard's URLs) turned into '-':
+    `facebook/DiT-XL-2-256` -> `facebook-DiT-XL-2-256`."""
+    parts = [p for p in model.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return "-".join(parts)[-200:] or "model"
+
+
+def study_name_of(args: argparse.Namespace) -> str:
+    """`--study`, or the model's default study name; StoreError for a name that cannot be one
+    (checked before anything is computed)."""
+    name = args.study if args.study is not None else default_study_name(args.model)
+    check_study_name(name)
+    return name
+
 
 def given_spec(args: argparse.Namespace) -> dict[str, Any]:
     given = {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
@@ -86,7 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError(f"{args.plan} is a plan for a {plan.model.model_class} "
                            f"('{plan.model.name}') but {args.model} is a {entry.model_class}: "
                            "use a plan made for this model ('edgediff plan' writes one)")
-    study_name = args.study or args.model
+    study_name = study_name_of(args)  # before any model is loaded or image generated
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
