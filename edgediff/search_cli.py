@@ -9,9 +9,9 @@ from typing import Any
 
 from edgediff.errors import CliError
 from edgediff.study_cli import (
-    POINT_HEADERS,
     POINT_RIGHT,
     given_spec,
+    point_headers,
     point_rows,
     study_name_of,
     study_spec,
@@ -103,7 +103,7 @@ def _print_result(result: Any) -> None:
     for method, summary in result.methods.items():
         print(f"\nfront of {method} ({len(summary.front)} plans, {summary.done} evaluated):")
         if summary.front:
-            print(table(POINT_HEADERS, point_rows(summary.front, full), POINT_RIGHT))
+            print(table(point_headers(summary.front), point_rows(summary.front, full), POINT_RIGHT))
     if full is not None and result.reference_point is not None:
         print(f"\nhypervolume against the reference point (full model's MACs, {HV_FID_FACTOR:g} x its FID = "
               f"{result.reference_point[1]:.3f}), in units of the full model:")

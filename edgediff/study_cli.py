@@ -166,18 +166,35 @@ def point_rows(points: list[Point], full: Point | None, front: set[str] | None =
     rows = []
     for i, p in enumerate(points, 1):
         ratio = full.macs / p.macs if full and p.macs else None
-        dfid = p.fid - full.fid if full else None
+        speed = full.latency / p.latency if full and full.latency and p.latency else None
         mark = "" if front is None else ("*" if p.plan_hash in front else "")
-        rows.append([f"{i}{mark}", giga(p.macs), number(ratio, 2), number(p.fid), number(dfid),
+        rows.append([f"{i}{mark}", giga(p.macs), number(ratio, 2), number(speed, 2),
+                     quality_text(p.quality, p.quality_low, p.quality_high),
+                     quality_text(p.delta_to(full), p.delta_low, p.delta_high),
                      number(p.psnr, 2), number(None if p.latency is None else p.latency * 1e3, 2),
                      ",".join(p.methods), ",".join(x for x in p.labels if x) if p.labels else "",
                      p.plan_hash[:12]])
     return rows
 
 
-POINT_HEADERS = ["#", "GMACs/img", "x fewer", "FID", "dFID", "PSNR", "ms/img", "methods", "label",
-                 "plan"]
-POINT_RIGHT = [True] * 7 + [False] * 3
+def quality_text(value: float | None, low: float | None, high: float | None) -> str:
+    """A value with its 95% interval: "21.300 [19.800, 23.100]" (the value alone without one)."""
+    if value is None:
+        return ""
+    digits = 3 if abs(value) >= 0.1 or value == 0 else 5
+    if low is None or high is None:
+        return number(value, digits)
+    return f"{number(value, digits)} [{number(low, digits)}, {number(high, digits)}]"
+
+
+def point_headers(points: list[Point]) -> list[str]:
+    """The table's headers, the quality columns named after the study's metric."""
+    metric = (points[0].objective if points else "fid").upper()
+    return ["#", "GMACs/img", "x fewer", "speedup", f"{metric} [95%]", f"d{metric} paired [95%]",
+            "PSNR", "ms/img", "methods", "label", "plan"]
+
+
+POINT_RIGHT = [True] * 8 + [False] * 3
 
 
 def cmd_front(args: argparse.Namespace) -> int:
@@ -196,12 +213,12 @@ def cmd_front(args: argparse.Namespace) -> int:
         return 0
     shown = points if points is not None else front
     marks = {p.plan_hash for p in front} if points is not None else None
-    print(table(POINT_HEADERS, point_rows(shown, full, marks), POINT_RIGHT))
+    print(table(point_headers(shown), point_rows(shown, full, marks), POINT_RIGHT))
     what = f"{len(front)} plans on the front" + (f" of method '{args.method}'" if args.method else "")
     if points is not None:
         what += f" (marked *) among {len(points)} evaluated"
     if full:
-        what += f"; full model: {giga(full.macs)} GMACs/img, FID {full.fid:.3f}"
+        what += f"; full model: {giga(full.macs)} GMACs/img, {full.objective.upper()} {number(full.quality)}"
     print(what)
     return 0
 
@@ -222,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps({"export": export, "point": point, "full_model": full}))
         return 0
-    print(table(POINT_HEADERS, point_rows([point], full), POINT_RIGHT))
+    print(table(point_headers([point]), point_rows([point], full), POINT_RIGHT))
     print(f"exported the plan chosen by '{text}' to {export.path}")
     return 0
 

@@ -35,16 +35,20 @@ def choose(
     where: str,
     max_fid: float | None = None,
     fid_within: float | None = None,
-    full_fid: float | None = None,
+    full: Point | None = None,
     max_macs: float | None = None,
 ) -> Point:
     """The point chosen by the one constraint given; `where` names the study in messages.
 
-    max_fid / fid_within (fid <= full_fid + fid_within): the fewest MACs, ties to the lower fid;
-    max_macs: the lowest fid, ties to the fewer MACs; then the plan hash. StoreError if none fits.
+    The quality is the study's metric (`Point.quality`, the FID unless it measures another), and
+    a bound on it holds only when the upper end of its interval is within it:
+    max_fid: quality_high <= max_fid; fid_within: the upper end of the PAIRED difference to the
+    uncompressed model (`full`) <= fid_within. Both take the fewest MACs, ties to the lower
+    quality. max_macs: the lowest quality, ties to the fewer MACs; then the plan hash. Evaluations
+    without an interval count their value. StoreError if none fits, naming what would.
     """
     check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
-    points = [p for p in points if p.macs is not None and p.fid is not None]
+    points = [p for p in points if p.macs is not None and p.quality is not None]
     if not points:
         raise StoreError(f"{where} has no evaluated plans yet; run 'edgediff evaluate' or a search first")
     if max_macs is not None:
@@ -54,19 +58,41 @@ def choose(
             raise StoreError(
                 f"no plan in {where} has MACs <= {number(max_macs)} (lowest is {lowest}); relax --max-macs"
             )
-        return min(feasible, key=lambda p: (p.fid, p.macs, p.plan_hash))
+        return min(feasible, key=lambda p: (p.quality, p.macs, p.plan_hash))
+    metric = points[0].objective.upper()
     if max_fid is not None:
-        bound, wanted, option = max_fid, f"FID <= {number(max_fid)}", "--max-fid"
+        def bound_of(p: Point) -> float | None:
+            return p.quality_high if p.quality_high is not None else p.quality
+
+        limit, option, wanted = max_fid, "--max-fid", f"{metric} <= {number(max_fid)}"
+        interval = any(p.quality_high is not None for p in points)
     else:
-        if full_fid is None:
-            raise ValueError("fid_within needs the full model's fid")
-        bound = full_fid + fid_within
-        wanted, option = f"FID <= full + {number(fid_within)} = {number(bound)}", "--fid-within"
-    feasible = [p for p in points if p.fid <= bound]
+        if full is None:
+            raise ValueError("fid_within needs the full model's point")
+
+        def bound_of(p: Point) -> float | None:
+            return p.delta_bound(full)
+
+        limit, option = fid_within, "--fid-within"  # type: ignore[assignment]
+        wanted = f"{metric} <= full + {number(fid_within)}"  # type: ignore[arg-type]
+        interval = any(p.delta_high is not None for p in points)
+        if not interval:
+            wanted += f" = {number(full.quality + fid_within)}"  # type: ignore[operator]
+    if interval:
+        wanted += " at the upper end of its 95% interval"
+    bounds = {p.plan_hash: bound_of(p) for p in points}
+    feasible = [p for p in points if bounds[p.plan_hash] is not None and bounds[p.plan_hash] <= limit]
     if not feasible:
-        lowest = number(min(p.fid for p in points))
-        raise StoreError(f"no plan in {where} has {wanted} (lowest is {lowest}); relax {option}")
-    return min(feasible, key=lambda p: (p.macs, p.fid, p.plan_hash))
+        known = [p for p in points if bounds[p.plan_hash] is not None]
+        closest = min(known, key=lambda p: (bounds[p.plan_hash], p.macs, p.plan_hash))
+        value = bounds[closest.plan_hash]
+        # the plan's value, and the option's value that would admit it
+        shown = closest.quality if fid_within is not None and not interval else value
+        raise StoreError(
+            f"no plan in {where} has {wanted} (lowest is {number(shown)}, plan {closest.plan_hash[:12]}: "
+            f"{option} {number(value)} would pick it); relax {option}"
+            + (" or measure more images to narrow the intervals" if interval else ""))
+    return min(feasible, key=lambda p: (p.macs, p.quality, p.plan_hash))
 
 
 def number(value: float) -> str:

@@ -14,8 +14,14 @@ class Point:
 
     Fields: `plan_hash`; `candidate_ids` (sorted), `methods` (sorted, distinct) and `labels`
     (sorted, distinct, no None) of every candidate that proposed this plan; `macs` (MACs per image)
-    and `fid`, the two objectives (both minimised; None when not measured); `latency` (seconds per
-    image), `mse`, `psnr`, `similarity`, `class_accuracy`; `evaluation_id` of the measurement.
+    and `fid` (None when not measured); `latency` (seconds per image), `mse`, `psnr`, `similarity`,
+    `class_accuracy`; `evaluation_id` of the measurement.
+
+    The quality objective (minimised with `macs`): `quality` is the study's quality metric (its
+    spec's `quality`: FID, KID or the fidelity loss; the FID when not given), with its interval
+    `quality_low`..`quality_high`; `delta` is quality(plan) - quality(uncompressed model) measured
+    PAIRED on the same seeds, with its interval `delta_low`..`delta_high` (None where the
+    evaluation predates intervals). `objective` names the metric.
     """
 
     plan_hash: str
@@ -30,6 +36,30 @@ class Point:
     similarity: float | None = None
     class_accuracy: float | None = None
     evaluation_id: int | None = None
+    objective: str = "fid"
+    quality: float | None = None
+    quality_low: float | None = None
+    quality_high: float | None = None
+    delta: float | None = None
+    delta_low: float | None = None
+    delta_high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quality is None and self.objective == "fid":
+            object.__setattr__(self, "quality", self.fid)
+
+    def delta_to(self, full: Point | None) -> float | None:
+        """The paired difference to the uncompressed model, else the plain difference of values."""
+        if self.delta is not None:
+            return self.delta
+        if full is None or self.quality is None or full.quality is None:
+            return None
+        return self.quality - full.quality
+
+    def delta_bound(self, full: Point | None) -> float | None:
+        """The upper end of the paired difference's interval (what `--fid-within` trusts), else the
+        plain difference (an evaluation without an interval)."""
+        return self.delta_high if self.delta_high is not None else self.delta_to(full)
 
 
 def merge_duplicates(points: Iterable[Point]) -> list[Point]:
@@ -50,26 +80,27 @@ def merge_duplicates(points: Iterable[Point]) -> list[Point]:
 
 
 def _measured(point: Point) -> bool:
-    return point.macs is not None and point.fid is not None and not math.isnan(point.fid)
+    return point.macs is not None and point.quality is not None and not math.isnan(point.quality)
 
 
 def pareto_front(points: Iterable[Point]) -> list[Point]:
-    """The points no other point dominates, minimising (macs, fid), sorted by macs, fid, plan_hash.
+    """The points no other point dominates, minimising (macs, quality), sorted by macs, quality,
+    plan_hash (quality is the FID unless the study measures another metric).
 
     A point is dominated when another is <= in both objectives and < in one; points with equal
-    (macs, fid) but different plans all stay. Points without macs or fid are left out.
+    (macs, quality) but different plans all stay. Points without macs or quality are left out.
     """
     ranked = sorted(
-        (p for p in merge_duplicates(points) if _measured(p)), key=lambda p: (p.macs, p.fid, p.plan_hash)
+        (p for p in merge_duplicates(points) if _measured(p)), key=lambda p: (p.macs, p.quality, p.plan_hash)
     )
     front: list[Point] = []
-    lowest_fid = math.inf  # over every point with fewer MACs than the current group
+    lowest = math.inf  # over every point with fewer MACs than the current group
     for _, same_macs in groupby(ranked, key=lambda p: p.macs):
         group = list(same_macs)
-        best = group[0].fid  # the group is sorted by fid: only its lowest-fid points can survive
-        if best < lowest_fid:
-            front.extend(p for p in group if p.fid == best)
-            lowest_fid = best
+        best = group[0].quality  # the group is sorted: only its best points can survive
+        if best < lowest:
+            front.extend(p for p in group if p.quality == best)
+            lowest = best
     return front
 
 
@@ -79,12 +110,12 @@ def hypervolume_2d(points: Iterable[Point], reference: tuple[float, float]) -> f
     Points not strictly better than the reference in both objectives add nothing and are ignored.
     """
     ref_macs, ref_fid = reference
-    inside = [p for p in pareto_front(points) if p.macs < ref_macs and p.fid < ref_fid]
+    inside = [p for p in pareto_front(points) if p.macs < ref_macs and p.quality < ref_fid]
     if not inside:
         return 0.0
-    # The front is sorted by macs with falling fid: a strip per point, up to the next point's macs.
+    # The front is sorted by macs with falling quality: a strip per point, up to the next point's macs.
     rights = [p.macs for p in inside[1:]] + [ref_macs]
-    return sum((right - p.macs) * (ref_fid - p.fid) for p, right in zip(inside, rights, strict=True))
+    return sum((right - p.macs) * (ref_fid - p.quality) for p, right in zip(inside, rights, strict=True))
 
 
 HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
@@ -93,9 +124,10 @@ HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs,
 def reference_point(full: Point | None) -> tuple[float, float] | None:
     """The reference point fronts are compared against: (the full model's MACs, HV_FID_FACTOR x
     its FID); None without a measured full model."""
-    if full is None or not full.macs or full.fid is None or not math.isfinite(full.fid) or full.fid <= 0:
+    value = None if full is None else full.quality
+    if full is None or not full.macs or value is None or not math.isfinite(value) or value <= 0:
         return None
-    return float(full.macs), HV_FID_FACTOR * full.fid
+    return float(full.macs), HV_FID_FACTOR * value
 
 
 def normalized_hypervolume(points: Iterable[Point], full: Point | None) -> float:

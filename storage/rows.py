@@ -254,6 +254,10 @@ def export_info(row: Export, study: str) -> ExportInfo:
     return _info(ExportInfo, row, study=study)
 
 
+# The quality objective's value and paired difference with their intervals, in an evaluation's
+# extra["quality"] (evaluators.metrics.QualityResult.to_dict); absent for older evaluations.
+INTERVAL_KEYS = ("value", "low", "high", "delta", "delta_low", "delta_high")
+
 # What a point needs, as plain columns: loading whole rows (a candidate's plan JSON included) made
 # the points of a 100,000-evaluation study take seconds.
 POINT_COLUMNS = (
@@ -269,6 +273,8 @@ POINT_COLUMNS = (
     Evaluation.psnr,
     Evaluation.similarity,
     Evaluation.class_accuracy,
+    *(Evaluation.extra[("quality", key)].as_float().label(f"quality_{key}") for key in INTERVAL_KEYS),
+    Evaluation.extra[("quality", "objective")].as_string().label("quality_objective"),
 )
 
 
@@ -288,4 +294,11 @@ def point(row: Any) -> Point:
         similarity=row.similarity,
         class_accuracy=row.class_accuracy,
         evaluation_id=row.evaluation_id,
+        objective=row.quality_objective or "fid",
+        quality=row.quality_value,
+        quality_low=row.quality_low,
+        quality_high=row.quality_high,
+        delta=row.quality_delta,
+        delta_low=row.quality_delta_low,
+        delta_high=row.quality_delta_high,
     )

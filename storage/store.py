@@ -327,23 +327,22 @@ class Store:
         lower fid (resp. macs), then the plan hash. StoreError if no plan satisfies the constraint.
         """
         check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
-        full_fid = None
+        full = None
         points = self.points(study, method=method)
         if fid_within is not None:
             full = self.full_model_point(study, points if method is None else None)
-            if full is None or full.fid is None:
+            if full is None or full.quality is None:
                 raise StoreError(
                     f"study '{study}' has no evaluation of the full (uncompressed) plan to compare "
                     "--fid-within with; evaluate the full plan first"
                 )
-            full_fid = full.fid
         where = f"study '{study}'" + ("" if method is None else f" (method {method})")
         return choose(
             points,
             where=where,
             max_fid=max_fid,
             fid_within=fid_within,
-            full_fid=full_fid,
+            full=full,
             max_macs=max_macs,
         )
 

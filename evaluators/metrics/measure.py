@@ -62,8 +62,15 @@ class QualityResult:
     deltas: dict[str, Interval] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe; kept in an evaluation's `extra["quality"]`."""
-        return {"objective": self.objective,
+        """JSON-safe; kept in an evaluation's `extra["quality"]`. The objective's value and paired
+        difference are also flat keys (value, low, high, delta, delta_low, delta_high), which the
+        store reads into a point's interval (storage.rows.INTERVAL_KEYS)."""
+        flat: dict[str, Any] = {}
+        if self.value is not None:
+            flat.update(value=self.value.estimate, low=self.value.low, high=self.value.high)
+        if self.delta is not None:
+            flat.update(delta=self.delta.estimate, delta_low=self.delta.low, delta_high=self.delta.high)
+        return {"objective": self.objective, **flat,
                 "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
                 "deltas": {k: v.to_dict() for k, v in self.deltas.items()}}
 

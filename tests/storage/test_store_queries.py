@@ -119,19 +119,22 @@ def test_best_prefers_the_lower_macs_on_equal_fid(store, study):
 def test_best_names_the_constraint_and_the_best_available_value(store, searched):
     with pytest.raises(StoreError) as caught:
         store.best(searched, max_fid=5.0)
-    assert str(caught.value) == "no plan in study 's' has FID <= 5 (lowest is 20); relax --max-fid"
+    assert str(caught.value) == (f"no plan in study 's' has FID <= 5 (lowest is 20, plan "
+                                 f"{plan_hash('full')[:12]}: --max-fid 20 would pick it); relax --max-fid")
     with pytest.raises(StoreError) as caught:
         store.best(searched, max_macs=1e2)
     assert str(caught.value) == "no plan in study 's' has MACs <= 100 (lowest is 300); relax --max-macs"
     with pytest.raises(StoreError) as caught:
         store.best(searched, fid_within=-1.5)
     assert str(caught.value) == (
-        "no plan in study 's' has FID <= full + -1.5 = 18.5 (lowest is 20); relax --fid-within"
+        f"no plan in study 's' has FID <= full + -1.5 = 18.5 (lowest is 20, plan {plan_hash('full')[:12]}: "
+        "--fid-within 0 would pick it); relax --fid-within"
     )
     with pytest.raises(StoreError) as caught:
         store.best(searched, max_fid=20.5, method="optuna")
     assert str(caught.value) == (
-        "no plan in study 's' (method optuna) has FID <= 20.5 (lowest is 21); relax --max-fid"
+        f"no plan in study 's' (method optuna) has FID <= 20.5 (lowest is 21, plan {plan_hash('shared')[:12]}: "
+        "--max-fid 21 would pick it); relax --max-fid"
     )
 
 
