@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dashboards.server import DEFAULT_HOST, DEFAULT_MAX_PLANS, DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardError
 from edgediff import __version__, dashboard_cli, search_cli, study_cli
+from edgediff.aliases import add_deprecated
 from edgediff.errors import CliError
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
@@ -236,9 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="write a hand-made plan: one technique at every step")
-    p.add_argument("model", help="registry name, local folder or hub id")
+    p.add_argument("--model", help="registry name, local folder or hub id")
+    add_deprecated(p, "MODEL", "--model", "model_positional")
     p.add_argument("-o", "--out", required=True, help="plan file to write")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help="DDIM steps")
+    p.add_argument("--plan-steps", type=_positive_int, default=DEFAULT_STEPS,
+                   help=f"the plan's DDIM steps (default {DEFAULT_STEPS})")
+    add_deprecated(p, "--steps", "--plan-steps", "plan_steps", type=_positive_int)
     p.add_argument("--guidance", type=_guidance, default=DEFAULT_GUIDANCE, help="CFG scale")
     p.add_argument("--attention", choices=ATTENTION_METHODS, help="transformers: method per step")
     p.add_argument("--from-step", type=_positive_int, default=1, help="first step using it")
@@ -284,8 +288,9 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads per worker")
     p.add_argument("--fid-within", type=_non_negative_float, default=5.0,
                    help="export the cheapest plan with FID <= full model's + this (default 5)")
-    p.add_argument("--export", help="where to write the best plan (default "
-                                    "edgediff-out/<study>-best.json)")
+    p.add_argument("-o", "--out", help="where to write the best plan (default "
+                                       "edgediff-out/<study>-best.json)")
+    add_deprecated(p, "--export", "--out", "out")
     study_cli.add_store_option(p)
     p.set_defaults(func=search_cli.cmd_search)
 

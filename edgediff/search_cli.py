@@ -58,9 +58,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from storage import Store, find_existing_study
 
     study_name = study_name_of(args)  # before any model is loaded or image generated
-    out = Path(args.export or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
-    if args.export and not out.parent.is_dir():
-        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --export")
+    out = Path(args.out or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
+    if args.out and not out.parent.is_dir():
+        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --out")
     resolve(args.model)  # an unknown model fails here, before Ray starts
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))

@@ -21,20 +21,32 @@ SPEC_OPTIONS = {  # CLI option -> EvalSpec field
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from evaluators.templates import uniform_plan
-    from evaluators.zoo import load_model
+    from evaluators.zoo import load_model_on_meta
 
+    name = plan_model(args)
     out = Path(args.out)
     if not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
-    model = load_model(args.model)
+    model = load_model_on_meta(name)  # the config is enough: no weights are read
     plan = uniform_plan(
-        args.model, model, steps=args.steps, guidance_scale=args.guidance, attention=args.attention,
+        name, model, steps=args.plan_steps, guidance_scale=args.guidance, attention=args.attention,
         from_step=args.from_step, window=args.window, deepcache_branch=args.deepcache_branch,
         interval=args.interval, drop_levels=args.drop_levels, gamma=args.gamma,
     )
     plan.save(out)
-    print(f"plan {plan.content_hash()[:12]} for {args.model} written to {out}")
+    print(f"plan {plan.content_hash()[:12]} for {name} written to {out}")
     return 0
+
+
+def plan_model(args: argparse.Namespace) -> str:
+    """The model of `edgediff plan`: --model, or the deprecated positional MODEL."""
+    old, new = args.model_positional, args.model
+    if old is not None and new is not None and old != new:
+        raise CliError(f"two models given ('{old}' and --model '{new}'): pass only --model")
+    if (new or old) is None:
+        raise CliError("edgediff plan needs the model: pass --model NAME (a registry name, local "
+                       "folder or hub id)")
+    return new or old
 
 
 # --- evaluate --------------------------------------------------------------------------------------

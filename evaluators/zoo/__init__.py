@@ -156,6 +156,21 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", **kwargs: 
     return model.to(device).eval()
 
 
+def load_model_on_meta(name_or_path: str) -> Any:
+    """The model's architecture built from its config alone, on the `meta` device: no weights are
+    read (a hub id fetches only config.json). Enough to write plans and count MACs."""
+    entry = resolve(name_or_path)
+    cls = _model_class(entry)
+    try:
+        config = cls.load_config(entry.source, subfolder=entry.subfolder)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(_load_hint(entry, err)) from err
+    import torch
+
+    with torch.device("meta"):
+        return cls.from_config(config).eval()
+
+
 @functools.cache
 def shipped_classifier() -> Any:
     """The shipped digits classifier, loaded once per process (FID features, class accuracy)."""
