@@ -8,6 +8,10 @@ or `applied = apply_plan(model, plan)` ... `applied.remove()`. Techniques plug i
 in `TECHNIQUES` (U-Nets: DeepCache and depth-skip; transformers: DiTFastAttn attention methods).
 A step clock on the denoiser's forward tells every technique which step is running and clears
 their caches when a new generation starts.
+
+torch.compile: apply the plan, then compile the denoiser (the hooks are traced with it, without a
+graph break; under compile the clock counts calls, so each generation must run the plan's steps);
+a model compiled before `apply_plan` is refused.
 """
 
 from __future__ import annotations
@@ -146,6 +150,10 @@ def apply_plan(target: Any, plan: Plan) -> AppliedPlan:
         raise PlanError(f"apply_plan needs a Plan, got {type(plan).__name__}: load JSON with "
                         "Plan.load(path) or Plan.from_dict(data)")
     model = denoiser_of(target)
+    if type(model).__name__ == "OptimizedModule" or getattr(model, "_compiled_call_impl", None):
+        raise PlanError("the model is already compiled: apply the plan first, then compile "
+                        "(applied = apply_plan(pipe, plan); pipe.transformer = "
+                        "torch.compile(pipe.transformer))")
     check_plan_fits(model, plan)
     registry = getattr(model, "_diffusers_hook", None)
     if registry is not None and registry.get_hook(CLOCK_HOOK) is not None:

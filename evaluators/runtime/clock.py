@@ -86,7 +86,9 @@ class RunState:
 
 def _timestep_value(value: Any) -> float | None:
     if isinstance(value, torch.Tensor):
-        if value.device.type == "meta" or value.numel() == 0:
+        # Under torch.compile reading the value is a host sync and a graph break (Tensor.item):
+        # count calls instead, as on meta.
+        if value.device.type == "meta" or value.numel() == 0 or torch.compiler.is_compiling():
             return None
         return float(value.flatten()[0])
     if isinstance(value, (int, float)):
