@@ -184,8 +184,8 @@ def point_rows(points: list[Point], full: Point | None, front: set[str] | None =
                      quality_text(p.quality, p.quality_low, p.quality_high),
                      quality_text(p.delta_to(full), p.delta_low, p.delta_high),
                      number(p.psnr, 2), number(None if p.latency is None else p.latency * 1e3, 2),
-                     ",".join(p.methods), ",".join(x for x in p.labels if x) if p.labels else "",
-                     p.plan_hash[:12]])
+                     skipped_share(p), ",".join(p.methods),
+                     ",".join(x for x in p.labels if x) if p.labels else "", p.plan_hash[:12]])
     return rows
 
 
@@ -203,10 +203,17 @@ def point_headers(points: list[Point]) -> list[str]:
     """The table's headers, the quality columns named after the study's metric."""
     metric = (points[0].objective if points else "fid").upper()
     return ["#", "GMACs/img", "x fewer", "speedup", f"{metric} [95%]", f"d{metric} paired [95%]",
-            "PSNR", "ms/img", "methods", "label", "plan"]
+            "PSNR", "ms/img", "params never run", "methods", "label", "plan"]
 
 
-POINT_RIGHT = [True] * 8 + [False] * 3
+POINT_RIGHT = [True] * 9 + [False] * 3
+
+
+def skipped_share(point: Point) -> str:
+    """The share of the denoiser's parameters the plan never runs ("" where not counted)."""
+    if not point.params or point.params_skipped is None:
+        return ""
+    return f"{point.params_skipped / point.params:.1%}"
 
 
 def cmd_front(args: argparse.Namespace) -> int:

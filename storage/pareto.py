@@ -22,6 +22,9 @@ class Point:
     `quality_low`..`quality_high`; `delta` is quality(plan) - quality(uncompressed model) measured
     PAIRED on the same seeds, with its interval `delta_low`..`delta_high` (None where the
     evaluation predates intervals). `objective` names the metric.
+
+    The parameter footprint: `params` of the denoiser and `params_skipped`, those the plan never
+    runs (depth-skip's dropped levels; None where the evaluation did not count them).
     """
 
     plan_hash: str
@@ -43,6 +46,8 @@ class Point:
     delta: float | None = None
     delta_low: float | None = None
     delta_high: float | None = None
+    params: int | None = None
+    params_skipped: int | None = None
 
     def __post_init__(self) -> None:
         if self.quality is None and self.objective == "fid":

@@ -275,6 +275,8 @@ POINT_COLUMNS = (
     Evaluation.class_accuracy,
     *(Evaluation.extra[("quality", key)].as_float().label(f"quality_{key}") for key in INTERVAL_KEYS),
     Evaluation.extra[("quality", "objective")].as_string().label("quality_objective"),
+    Evaluation.extra[("params", "params")].as_integer().label("params"),
+    Evaluation.extra[("params", "skipped")].as_integer().label("params_skipped"),
 )
 
 
@@ -301,4 +303,6 @@ def point(row: Any) -> Point:
         delta=row.quality_delta,
         delta_low=row.quality_delta_low,
         delta_high=row.quality_delta_high,
+        params=row.params,
+        params_skipped=row.params_skipped,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dashboards.render import Links, plan_fragment
 from dashboards.views import plan_view
+from edgediff.cli import main
 from edgediff.tables import footprint
 from evaluators.plan import DepthSkip, ModelRef, Plan, Sampling
 from storage import EvaluationRecord, Store
@@ -11,7 +12,7 @@ from storage import EvaluationRecord, Store
 PARAMS = {"params": 859_520_964, "skipped": 336_303_360, "skipped_bytes": {"float16": 672_606_720}}
 
 
-def test_plan_view_and_cli_show_the_parameters_never_run(tmp_path):
+def test_plan_view_and_cli_show_the_parameters_never_run(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     plan = Plan(ModelRef("sd-1.5", "UNet2DConditionModel"), Sampling(4, 7.5),
                 depth_skip=DepthSkip(1))
@@ -24,6 +25,11 @@ def test_plan_view_and_cli_show_the_parameters_never_run(tmp_path):
                                           plan_hash=plan.content_hash(), method="manual",
                                           label=None, record=record)
         view = plan_view(store, "s", plan.content_hash())
+        [point] = store.points("s")
+    assert (point.params, point.params_skipped) == (PARAMS["params"], PARAMS["skipped"])
+    assert main(["front", "s", "--db", url]) == 0
+    table = capsys.readouterr().out
+    assert "params never run" in table and "39.1%" in table
     assert view["footprint"]["skipped"] == PARAMS["skipped"]
     assert round(view["footprint"]["skipped_share"], 3) == 0.391
     links = Links(study=lambda s: s, plan=lambda s, h: h, plan_json=lambda s, h: h,
