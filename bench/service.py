@@ -109,7 +109,7 @@ def trivial_job(job: Any, reference: Any = None) -> dict[str, Any]:
     plan = Plan.from_json(job.plan_json)
     plan_hash = plan.content_hash()
     draw = random.Random(plan_hash)
-    full = reference.evaluation
+    full = reference.measurement
     share = draw.uniform(0.1, 1.0)
     now = datetime.now(timezone.utc)
     evaluation = replace(full, plan_hash=plan_hash, macs_per_image=int(full.macs_per_image * share),

@@ -24,7 +24,7 @@ from storage import (
     FULL_METHOD,
     CandidateInfo,
     EvaluationInfo,
-    Outcome,
+    HistoryEntry,
     Point,
     Store,
     StoreError,
@@ -115,7 +115,7 @@ def study_version(store: Store, name: str) -> str:
     return store.evaluated_marker(name)
 
 
-def hypervolume_history(outcomes: Iterable[Outcome], full: Point | None) -> list[dict[str, Any]]:
+def hypervolume_history(outcomes: Iterable[HistoryEntry], full: Point | None) -> list[dict[str, Any]]:
     """The hypervolume of one method's front after each of its finished evaluations.
 
     `outcomes` are the method's candidates with their evaluations (`Store.outcomes`). A plan
@@ -278,13 +278,13 @@ def _study(store: Store, name: str) -> Any:
     return info
 
 
-def _finished(outcome: Outcome) -> bool:
+def _finished(outcome: HistoryEntry) -> bool:
     if outcome.stage == "full" or outcome.status == "failed":
         return True
     return outcome.passed_screen is False
 
 
-def _when_done(outcome: Outcome) -> tuple[datetime, int]:
+def _when_done(outcome: HistoryEntry) -> tuple[datetime, int]:
     finished = outcome.finished_at or outcome.started_at
     return max(outcome.proposed_at, finished), outcome.evaluation_id
 
@@ -296,18 +296,18 @@ def _dominated(point: Point, front: list[Point]) -> bool:
     return any(q.macs <= point.macs and q.fid <= point.fid for q in front)  # type: ignore[operator]
 
 
-def _verdict(outcome: Outcome) -> str:
+def _verdict(outcome: HistoryEntry) -> str:
     if outcome.status == "failed":
         return "failed"
     return "measured" if outcome.stage == "full" else "stopped at screen"
 
 
-def _point(outcome: Outcome) -> Point:
+def _point(outcome: HistoryEntry) -> Point:
     return Point(plan_hash=outcome.plan_hash, macs=outcome.macs_per_image, fid=outcome.fid,
                  candidate_ids=(outcome.candidate_id,), methods=(outcome.method,))
 
 
-def _distinct(outcomes: list[Outcome]) -> list[str]:
+def _distinct(outcomes: list[HistoryEntry]) -> list[str]:
     """Each evaluation's status once (a plan proposed by two methods has two outcomes per
     evaluation)."""
     return list({o.evaluation_id: o.status for o in outcomes}.values())

@@ -8,7 +8,14 @@ from typing import Any
 
 from edgediff.errors import CliError
 from edgediff.tables import dumps, footprint, giga, number, table
-from storage import Point, Store, check_study_name, describe_constraint, find_existing_study
+from storage import (
+    Point,
+    Store,
+    check_same_study,
+    check_study_name,
+    describe_constraint,
+    find_existing_study,
+)
 
 SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
@@ -88,9 +95,7 @@ def study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
 
     if study is None:
         return EvalSpec(**given)
-    if study.model != model:
-        raise CliError(f"study '{name}' evaluates {study.model}, not {model}: pass --model "
-                           f"{study.model} or another --study name")
+    check_same_study(study, model=model)
     spec = EvalSpec.from_json(study.spec_json)
     clash = {f: v for f, v in given.items() if getattr(spec, f) != v}
     if clash:

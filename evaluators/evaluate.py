@@ -1,36 +1,33 @@
 """Evaluate one candidate plan for one model under an evaluation spec.
 
     evaluator = Evaluator("digits-dit", EvalSpec(num_images=200))
-    result = evaluator.evaluate(Plan.load("plan.json"))      # an Evaluation
+    result = evaluator.evaluate(Plan.load("plan.json"))      # a Measurement
     result.macs_per_image, result.latency_per_image_s, result.fid, result.psnr
 
 The uncompressed model (the plan with every technique off, at the spec's steps and guidance) is
 generated once per measurement (`Evaluator.spec_hash`: the spec, the model's weights, the device
 type, the feature network and the reference set) on the spec's seeds: its images are the fidelity
-reference and its own numbers are the full model's evaluation. They are kept in memory for the
+reference and its own numbers are the full model's measurement. `references` keeps them for the
 process and, with a `cache_dir`, in a safetensors file that later processes (search workers)
 reuse, together with the FID reference statistics.
+
+The result types are in `results`, the measurement hash and the environment in `identity`; this
+module generates and measures.
 
 Multi-fidelity: with `spec.screen_images`, `evaluate(plan, "screen")` generates only the first
 images and measures fidelity (no FID); `evaluate_staged` runs the screen, stops there when the
 plan falls below `spec.screen_min_psnr`, and otherwise completes the full pass re-using the
 screened images (image k depends only on its seed).
 
-Every evaluation keeps its first images (`Evaluation.samples`, a small PNG sheet): they are on the
+Every evaluation keeps its first images (`Measurement.samples`, a small PNG sheet): they are on the
 same seeds for every plan under a spec, so they can be shown beside the uncompressed model's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
-import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,132 +35,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from evaluators.cost import count_macs, cpu_name
+from evaluators import references
+from evaluators.cost import count_macs
 from evaluators.errors import UnusableImagesError
+from evaluators.identity import environment, feature_digest, measurement_hash
 from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
 from evaluators.plan import Plan, full_plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
+from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
 from evaluators.runtime.attention import self_attention_layers
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
 from evaluators.subjects import Subject, load_subject
 
-__all__ = ["Evaluation", "Evaluator", "Reference", "evaluate_plan", "environment"]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The measurements of one plan under one spec at one stage.
-
-    Attributes:
-        model: the model's name.
-        plan_hash: the plan's content hash.
-        spec_hash: the measurement's hash (`Evaluator.spec_hash`: the spec, the model's config and
-            weights, the device type, the FID feature network and the reference set).
-        stage: "screen" (first images, fidelity only) or "full" (all images, FID).
-        num_images: images generated for this stage.
-        macs_per_image: MACs that execute to generate one image (every step, both CFG halves),
-            counted on the `meta` device for the denoiser.
-        macs_per_generation: MACs of one call generating `spec.batch_size` images.
-        latency_per_image_s: wall-clock seconds per image on `device` (this stage's images).
-        fid: FID against the spec's reference set (full stage only).
-        class_accuracy: share of images the digits classifier reads as the requested class
-            (shipped models only).
-        mse, psnr: against the uncompressed model's images on the same seeds (images in [0, 1];
-            PSNR peak 1, identical images read `quality.PSNR_CAP_DB`).
-        similarity: DiTFastAttn's relative error against the same images (0 = identical).
-        device: what it ran on; versions: library versions.
-        seconds: wall time of the whole evaluation; started_at / finished_at: UTC.
-        extra: per-step MACs, MACs by layer type, batch size, screen verdict, and `params`: the
-            denoiser's parameter footprint (`params`, `skipped`: those the plan never runs,
-            `skipped_bytes`: the memory they need not occupy, by dtype; see
-            `evaluators.footprint`).
-        samples: the stage's first `images.SAMPLE_COUNT` images as a PNG sheet, on the same seeds
-            for every plan under the spec (so they sit beside the uncompressed model's); None where
-            not kept.
-    """
-
-    model: str
-    plan_hash: str
-    spec_hash: str
-    stage: str
-    num_images: int
-    macs_per_image: int
-    macs_per_generation: int
-    latency_per_image_s: float
-    fid: float | None
-    class_accuracy: float | None
-    mse: float
-    psnr: float
-    similarity: float
-    device: str
-    versions: dict[str, str]
-    seconds: float
-    started_at: datetime
-    finished_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
-    samples: SampleSheet | None = None
-
-    @property
-    def passed_screen(self) -> bool | None:
-        """For a screen evaluation: whether the plan earned the full pass."""
-        return self.extra.get("passed_screen")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe (times as ISO text, the sample PNG as base64); `from_dict` reads it back."""
-        out = asdict(self)
-        out["started_at"] = self.started_at.isoformat()
-        out["finished_at"] = self.finished_at.isoformat()
-        out["samples"] = None if self.samples is None else self.samples.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
-        data = dict(data)
-        for key in ("started_at", "finished_at"):
-            data[key] = datetime.fromisoformat(data[key])
-        samples = data.get("samples")
-        data["samples"] = None if samples is None else SampleSheet.from_dict(samples)
-        return cls(**data)
-
-
-@dataclass
-class Reference:
-    """The uncompressed model's run under a spec: its images (uint8) and its evaluation."""
-
-    images: torch.Tensor
-    evaluation: Evaluation
-    fid_state: dict[str, torch.Tensor]
+__all__ = ["Evaluator", "Measurement", "Reference", "evaluate_plan"]
 
 
 @dataclass(frozen=True)
 class _Run:
     """A measured stage with its images (kept so the full pass can start after the screen)."""
 
-    evaluation: Evaluation
+    measurement: Measurement
     images: torch.Tensor
     seconds: float
-
-
-# measurement hash (Evaluator.spec_hash) -> the uncompressed model's run, for this process
-_REFERENCES: dict[tuple[str, str, str, str], Reference] = {}
-
-
-def environment(device: torch.device) -> tuple[str, dict[str, str]]:
-    """The device's name and the versions of what produced the numbers."""
-    import diffusers
-    import torchmetrics
-
-    from edgediff import __version__
-
-    if device.type == "cuda":
-        name = f"cuda: {torch.cuda.get_device_name(device)}"
-    else:
-        name = f"cpu: {cpu_name()} ({torch.get_num_threads()} threads)"
-    versions = {"edgediff": __version__, "python": platform.python_version(),
-                "torch": torch.__version__, "diffusers": diffusers.__version__,
-                "torchmetrics": torchmetrics.__version__}
-    return name, versions
 
 
 class Evaluator:
@@ -199,41 +93,23 @@ class Evaluator:
             n_layers = len(self_attention_layers(self.denoiser))
         self.full_plan = full_plan(model_ref(self.denoiser, model), spec.num_inference_steps,
                                    spec.guidance_scale, n_layers)
-        self.spec_hash = self._measurement_hash()
-
-    def _measurement_hash(self) -> str:
-        """What the numbers depend on beyond the plan: the spec, the model's name, config and
-        weights, the device type, the FID feature network and the reference set. Evaluations are
-        stored and reused under this hash (the store's `spec_hash`), and the uncompressed model's
-        run is cached under it, so retrained weights or another feature space never reuse old
-        numbers."""
-        parts = {
-            "spec": self.spec.content_hash(),
-            "model": self.model,
-            "config": self.full_plan.model.fingerprint,
-            "weights": weights_digest(self.denoiser),
-            "device": self.device.type,
-            "feature": self.spec.feature if self._feature_override is None
-            else _feature_digest(self._feature_override),
-            "reference": None if self._reference_override is None
-            else _tensor_digest(self._reference_override),
-        }
-        if self.spec.feature == "digits" and self._feature_override is None:
-            from evaluators.zoo import shipped_classifier
-
-            parts["feature_weights"] = weights_digest(shipped_classifier())
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        self.spec_hash = measurement_hash(model, spec, self.full_plan.model.fingerprint,
+                                          self.denoiser, feature=feature,
+                                          reference_images=reference_images)
 
     # --- the uncompressed model ---------------------------------------------------------------
     def reference(self) -> Reference:
         """The uncompressed model's run: generated once, then from memory or the cache file."""
-        ref = _REFERENCES.get(self.spec_hash)
+        ref = references.recall(self.spec_hash)
         if ref is None:
-            ref = self._load_cached() or self._run_reference()
-            _REFERENCES[self.spec_hash] = ref
-        if ref.evaluation.samples is None:  # a run from the cache file, kept there without them
+            path = references.cache_path(self.cache_dir, self.model, self.spec_hash)
+            ref = references.load(path, model=self.model, spec_hash=self.spec_hash,
+                                  plan_hash=self.full_plan.content_hash(),
+                                  num_images=self.spec.num_images) or self._run_reference()
+            ref = references.remember(ref)
+        if ref.measurement.samples is None:  # a run from the cache file, kept there without them
             sheet = self._samples(_from_u8(ref.images[:SAMPLE_COUNT]))
-            ref.evaluation = replace(ref.evaluation, samples=sheet)
+            ref.measurement = replace(ref.measurement, samples=sheet)
         if self._scorer is None:
             self._scorer = self._new_scorer(with_reference=False)
             self._scorer.load_reference_state(ref.fid_state)
@@ -242,9 +118,10 @@ class Evaluator:
     def adopt_reference(self, ref: Reference) -> bool:
         """Use an uncompressed run made elsewhere (another process or node of a search) when it
         was made under this evaluator's measurement hash; returns whether it was taken."""
-        if ref.evaluation.spec_hash != self.spec_hash or ref.images.shape[0] != self.spec.num_images:
+        if (ref.measurement.spec_hash != self.spec_hash
+                or ref.images.shape[0] != self.spec.num_images):
             return False
-        _REFERENCES.setdefault(self.spec_hash, ref)
+        references.remember(ref)
         return True
 
     def _run_reference(self) -> Reference:
@@ -254,12 +131,12 @@ class Evaluator:
         started = _now()
         count = self.spec.num_images
         images, seconds, conditions = self._generate(self.full_plan, 0, count, "reference")
-        evaluation = self._evaluation(
+        measurement = self._measurement(
             self.full_plan, "full", images, seconds, conditions, started,
             fid=scorer.score(images), fidelity_values=fidelity(images, images),
         )
-        ref = Reference(_to_u8(images), evaluation, scorer.reference_state())
-        self._save_cached(ref)
+        ref = Reference(_to_u8(images), measurement, scorer.reference_state())
+        references.save(references.cache_path(self.cache_dir, self.model, self.spec_hash), ref)
         return ref
 
     def _new_scorer(self, with_reference: bool) -> FIDScorer:
@@ -281,27 +158,27 @@ class Evaluator:
         return load_image_folder(self.spec.reference, size=size)
 
     # --- candidates ---------------------------------------------------------------------------
-    def evaluate(self, plan: Plan, stage: str = "full") -> Evaluation:
+    def evaluate(self, plan: Plan, stage: str = "full") -> Measurement:
         """Evaluate `plan` at `stage` ("screen": first images, fidelity only; "full": with FID)."""
-        return self._measure(plan, stage).evaluation
+        return self._measure(plan, stage).measurement
 
     def evaluate_staged(self, plan: Plan,
-                        on_result: Callable[[Evaluation], None] | None = None) -> list[Evaluation]:
+                        on_result: Callable[[Measurement], None] | None = None) -> list[Measurement]:
         """The screen (if the spec has one), then the full pass if the plan passes it.
         `on_result` is called with each stage's evaluation as soon as it is measured."""
-        stages: list[Evaluation] = []
+        stages: list[Measurement] = []
 
         def done(run: _Run) -> _Run:
-            stages.append(run.evaluation)
+            stages.append(run.measurement)
             if on_result is not None:
-                on_result(run.evaluation)
+                on_result(run.measurement)
             return run
 
         if not self.spec.screen_images:
             done(self._measure(plan, "full"))
             return stages
         screen = done(self._measure(plan, "screen"))
-        if screen.evaluation.passed_screen:
+        if screen.measurement.passed_screen:
             done(self._measure(plan, "full", screened=screen))
         return stages
 
@@ -313,7 +190,7 @@ class Evaluator:
         if plan.content_hash() == self.full_plan.content_hash():
             result = self._from_reference(ref, stage, count)
             return _Run(result, _from_u8(ref.images[:count]), result.latency_per_image_s * count)
-        started = screened.evaluation.started_at if screened is not None else _now()
+        started = screened.measurement.started_at if screened is not None else _now()
         done = screened.images if screened is not None else torch.empty(0)
         seconds = screened.seconds if screened is not None else 0.0
         new, more_seconds, conditions = self._generate(plan, done.shape[0], count, stage)
@@ -321,11 +198,11 @@ class Evaluator:
         seconds += more_seconds
         values = fidelity(_from_u8(ref.images[:count]), images)
         fid = self._scorer.score(images) if stage == "full" else None  # type: ignore[union-attr]
-        result = self._evaluation(plan, stage, images, seconds, conditions, started, fid, values)
+        result = self._measurement(plan, stage, images, seconds, conditions, started, fid, values)
         return _Run(result, images, seconds)
 
-    def _from_reference(self, ref: Reference, stage: str, count: int) -> Evaluation:
-        base = ref.evaluation
+    def _from_reference(self, ref: Reference, stage: str, count: int) -> Measurement:
+        base = ref.measurement
         if stage == "full":
             return base
         extra = dict(base.extra, passed_screen=True)
@@ -370,21 +247,21 @@ class Evaluator:
             self._macs[key] = (int(round(count.per_image)), detail)
         return self._macs[key]
 
-    def _evaluation(self, plan: Plan, stage: str, images: torch.Tensor, seconds: float,
+    def _measurement(self, plan: Plan, stage: str, images: torch.Tensor, seconds: float,
                     conditions: list[Any], started: datetime, fid: float | None,
-                    fidelity_values: dict[str, float]) -> Evaluation:
+                    fidelity_values: dict[str, float]) -> Measurement:
         macs, detail = self.macs(plan)
         device, versions = environment(self.device)
         count = images.shape[0]
         extra: dict[str, Any] = {**detail, "batch_size": self.spec.batch_size}
         if self._feature_override is not None:
-            extra["feature"] = _feature_digest(self._feature_override)
+            extra["feature"] = feature_digest(self._feature_override)
         if stage == "screen":
             floor = self.spec.screen_min_psnr
             extra["passed_screen"] = floor is None or fidelity_values["psnr"] >= floor
         accuracy = self.subject.class_accuracy(images, conditions[:count])
         finished = _now()
-        return Evaluation(
+        return Measurement(
             model=self.model, plan_hash=plan.content_hash(), spec_hash=self.spec_hash, stage=stage,
             num_images=count, macs_per_image=macs, macs_per_generation=macs * self.spec.batch_size,
             latency_per_image_s=seconds / count, fid=fid, class_accuracy=accuracy,
@@ -399,53 +276,9 @@ class Evaluator:
         n = min(SAMPLE_COUNT, images.shape[0])
         return sample_sheet(images[:n], self.subject.conditions(self.spec, n), self.spec.seeds(n))
 
-    # --- the cache file -----------------------------------------------------------------------
-    def _cache_path(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model).strip("_")[:40]
-        return self.cache_dir / f"reference-{slug}-{self.spec_hash[:24]}.safetensors"
-
-    def _load_cached(self) -> Reference | None:
-        path = self._cache_path()
-        if path is None or not path.is_file():
-            return None
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-            evaluation = Evaluation.from_dict(json.loads(meta["evaluation"]))
-        except Exception:  # noqa: BLE001 - a damaged cache file is regenerated, not trusted
-            return None
-        images = tensors.pop("images")
-        expected = (self.model, self.spec_hash, self.full_plan.content_hash(), self.spec.num_images)
-        found = (evaluation.model, evaluation.spec_hash, evaluation.plan_hash, images.shape[0])
-        return Reference(images, evaluation, tensors) if found == expected else None
-
-    def _save_cached(self, ref: Reference) -> None:
-        path = self._cache_path()
-        if path is None:
-            return
-        from safetensors.torch import save_file
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"images": ref.images.contiguous(), **ref.fid_state}
-        # without the sample sheet: `reference()` draws it again from the images in the file
-        meta = {"evaluation": json.dumps(replace(ref.evaluation, samples=None).to_dict())}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
 
 def evaluate_plan(model: str, plan: Plan, spec: EvalSpec, stage: str = "full",
-                  **kwargs: Any) -> Evaluation:
+                  **kwargs: Any) -> Measurement:
     """Evaluate one plan for one model under `spec` (keyword arguments go to `Evaluator`)."""
     return Evaluator(model, spec, **kwargs).evaluate(plan, stage)
 
@@ -485,27 +318,3 @@ def _sync(device: torch.device) -> None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def weights_digest(model: nn.Module, sample: int = 4096) -> str:
-    """A short digest of a model's weights: every tensor's name, shape and an evenly strided
-    sample of its values (cheap for billion-parameter models, and any retraining changes it)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        if tensor.device.type != "meta" and tensor.numel():
-            flat = tensor.detach().reshape(-1)
-            step = max(1, flat.numel() // sample)
-            digest.update(flat[::step].float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _feature_digest(feature: nn.Module | int) -> str:
-    if isinstance(feature, int):
-        return f"inception-{feature}"
-    return f"custom:{type(feature).__name__}:{weights_digest(feature)}"
-
-
-def _tensor_digest(images: torch.Tensor) -> str:
-    data = images.detach().float().cpu().contiguous().numpy().tobytes()
-    return f"{tuple(images.shape)}:{hashlib.sha256(data).hexdigest()[:16]}"

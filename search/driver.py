@@ -200,7 +200,7 @@ class _Search:
             spec_hash=out["spec_hash"], model_fingerprint=self.full_plan.model.fingerprint,
             method="+".join(config.methods))
         self._record(self.full_plan, FULL_METHOD, "uncompressed",
-                     {"evaluations": [out["reference"].evaluation.to_dict()]}, out["worker"])
+                     {"evaluations": [out["reference"].measurement.to_dict()]}, out["worker"])
         self.strategies = self._strategies()
 
     def _strategies(self) -> list[Strategy]:
@@ -326,11 +326,11 @@ class _Search:
     def _record(self, plan: Plan, method: str, label: str | None, out: dict[str, Any],
                 worker: str | None) -> Outcome:
         """Store a job's evaluations (each with its candidate, in one transaction) and its failure."""
-        from evaluators.evaluate import Evaluation
+        from evaluators.results import Measurement
 
         last = None
         for data in out.get("evaluations", []):
-            result = Evaluation.from_dict(data)
+            result = Measurement.from_dict(data)
             _, last = self.store.record_candidate_evaluation(
                 self.study.name, plan_json=plan.to_json(), plan_hash=plan.content_hash(),
                 method=method, label=label, record=to_record(result, worker),

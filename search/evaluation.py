@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from evaluators.errors import EvaluatorError
-from evaluators.evaluate import Evaluation, Evaluator
+from evaluators.evaluate import Evaluator, Measurement
 from evaluators.plan import Plan
 from storage import (
     FULL_METHOD,
@@ -30,7 +30,7 @@ from storage import (
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EvaluatedCandidate:
     """What `evaluate_candidate` did.
 
     Attributes:
@@ -66,7 +66,8 @@ def open_study(store: Store, name: str, evaluator: Evaluator, *, method: str = "
 
 
 def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, plan: Plan, *,
-                       method: str, label: str | None = None, worker: str | None = None) -> Outcome:
+                       method: str, label: str | None = None,
+                       worker: str | None = None) -> EvaluatedCandidate:
     """Add `plan` to `study` as a candidate of `method` and make sure it is evaluated.
 
     Stored evaluations of the same (model, spec, plan) are reused, whichever study made them. A
@@ -81,12 +82,12 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
     if stored is not None:
         candidate = store.add_candidate(study.name, plan_json=plan_json, plan_hash=plan_hash,
                                         method=method, label=label)
-        return Outcome(candidate, stored, reused=True)
+        return EvaluatedCandidate(candidate, stored, reused=True)
     worker = worker or socket.gethostname()
     recorded: list[EvaluationInfo] = []
     candidate: list[CandidateInfo] = []
 
-    def record(result: Evaluation) -> None:  # each stage is stored as soon as it is measured
+    def record(result: Measurement) -> None:  # each stage is stored as soon as it is measured
         cand, info = store.record_candidate_evaluation(
             study.name, plan_json=plan_json, plan_hash=plan_hash, method=method, label=label,
             record=to_record(result, worker), samples=samples_record(result))
@@ -104,7 +105,7 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
                        num_images=evaluator.spec.stage_images(stage), error=error_text(err),
                        device=str(evaluator.device), started=started, worker=worker)
         raise
-    return Outcome(candidate[0], tuple(recorded), reused=False)
+    return EvaluatedCandidate(candidate[0], tuple(recorded), reused=False)
 
 
 def record_failure(store: Store, study: StudyInfo, plan: Plan, *, method: str, label: str | None,
@@ -138,7 +139,7 @@ def stored_evaluations(store: Store, study: StudyInfo, plan_hash: str,
     return None
 
 
-def to_record(result: Evaluation, worker: str | None = None) -> EvaluationRecord:
+def to_record(result: Measurement, worker: str | None = None) -> EvaluationRecord:
     """An evaluator result as a store record."""
     return EvaluationRecord(
         model=result.model, spec_hash=result.spec_hash, plan_hash=result.plan_hash,
@@ -152,7 +153,7 @@ def to_record(result: Evaluation, worker: str | None = None) -> EvaluationRecord
     )
 
 
-def samples_record(result: Evaluation) -> SampleImages | None:
+def samples_record(result: Measurement) -> SampleImages | None:
     """An evaluator result's sample sheet as a store record (None when it kept none)."""
     sheet = result.samples
     if sheet is None:

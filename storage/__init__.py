@@ -20,13 +20,14 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
-    Outcome,
+    HistoryEntry,
     SampleImages,
     StudyInfo,
     StudySummary,
 )
 from storage.schema import SCHEMA_HEAD
 from storage.store import FULL_METHOD, Store, candidate_labels, check_study_name, find_existing_study
+from storage.studies import check_same_study
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [
@@ -40,10 +41,11 @@ __all__ = [
     "EvaluationRecord",
     "ExportInfo",
     "candidate_labels",
+    "check_same_study",
     "check_study_name",
     "find_existing_study",
     "NoStoreError",
-    "Outcome",
+    "HistoryEntry",
     "Point",
     "SampleImages",
     "Store",

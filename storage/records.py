@@ -65,7 +65,7 @@ class EvaluationInfo(EvaluationRecord):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
+class HistoryEntry:
     """One evaluation of one of a study's candidates, with what a history of the search needs:
     the candidate (`candidate_id`, `plan_hash`, `method`, `proposed_at`) and its evaluation
     (`evaluation_id`, `stage`, `status`, `macs_per_image`, `fid`, `started_at`, `finished_at`,
@@ -129,6 +129,14 @@ class StudyInfo:
     method: str
     created_at: datetime
     notes: str | None
+
+
+# A study by name, or as resolved once (`StudyInfo`): the store then reads its row by id.
+StudyRef = str | StudyInfo
+
+
+def study_name(study: StudyRef) -> str:
+    return study if isinstance(study, str) else study.name
 
 
 @dataclass(frozen=True, kw_only=True)

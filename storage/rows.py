@@ -17,10 +17,12 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
-    Outcome,
+    HistoryEntry,
     SampleImages,
     StudyInfo,
+    StudyRef,
     StudySummary,
+    study_name,
 )
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(EvaluationRecord))
@@ -42,11 +44,16 @@ _OUTCOME_COLUMNS = (  # what `outcomes` reads: plain columns, no plan text
 _NAMES_SHOWN = 10
 
 
-def study_row(session: Session, name: str) -> Study:
-    """The study called `name`, or a StoreError listing the known ones."""
-    row = session.scalars(select(Study).where(Study.name == name)).one_or_none()
+def study_row(session: Session, study: StudyRef) -> Study:
+    """The study called `study` (by id when it is a resolved `StudyInfo`), or a StoreError listing
+    the known ones."""
+    if isinstance(study, StudyInfo):
+        row = session.get(Study, study.id)
+    else:
+        row = session.scalars(select(Study).where(Study.name == study)).one_or_none()
     if row is not None:
         return row
+    name = study_name(study)
     names = list(session.scalars(select(Study.name).order_by(Study.name).limit(_NAMES_SHOWN + 1)))
     if not names:
         raise StoreError(
@@ -161,11 +168,11 @@ def evaluated_marker(session: Session, study: str) -> str:
     return f"{count}-{ok_count or 0}-{last_id or 0}-{stamp}"
 
 
-def outcomes(session: Session, study: str, method: str | None) -> list[Outcome]:
+def outcomes(session: Session, study: str, method: str | None) -> list[HistoryEntry]:
     """Every candidate of the study called `study` (of `method` if given) with each of its
     evaluations under the study's model and spec hash, by evaluation finish time (unfinished last),
     evaluation id, candidate id. One statement (the study's row joined in) over the few columns an
-    Outcome holds: reading plans and whole evaluations took most of the time at 100,000 of them."""
+    HistoryEntry holds: reading plans and whole evaluations took most of the time at 100,000 of them."""
     query = evaluated_join(select(*_OUTCOME_COLUMNS), study).order_by(
         Evaluation.finished_at.asc().nulls_last(), Evaluation.id, Candidate.id
     )
@@ -173,9 +180,9 @@ def outcomes(session: Session, study: str, method: str | None) -> list[Outcome]:
         query = query.where(Candidate.method == method)
     found = []
     for row in session.execute(query):
-        values = row._asdict()  # the columns are labelled with Outcome's field names
+        values = row._asdict()  # the columns are labelled with HistoryEntry's field names
         extra = values.pop("extra") or {}
-        found.append(Outcome(**values, passed_screen=extra.get("passed_screen")))
+        found.append(HistoryEntry(**values, passed_screen=extra.get("passed_screen")))
     return found
 
 

@@ -28,12 +28,15 @@ from storage.records import (
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
-    Outcome,
+    HistoryEntry,
     SampleImages,
     StudyInfo,
+    StudyRef,
     StudySummary,
+    study_name,
 )
 from storage.schema import ensure_schema
+from storage.studies import check_same_study
 from storage.url import redact, resolve_url
 
 FULL_METHOD = "full"  # the candidate method of the uncompressed model's plan
@@ -137,7 +140,7 @@ class Store:
         with self._writing() as session:
             row, created = rows.insert_or_get(session, new, select(Study).where(Study.name == name))
             if not created:
-                _check_same_study(row, model=model, spec_hash=spec_hash)
+                check_same_study(row, model=model, spec_hash=spec_hash)
             return rows.study_info(row), created
 
     def find_study(self, name: str) -> StudyInfo | None:
@@ -159,29 +162,33 @@ class Store:
     # ---- candidates
 
     def add_candidate(
-        self, study: str, *, plan_json: str, plan_hash: str, method: str, label: str | None = None
+        self, study: StudyRef, *, plan_json: str, plan_hash: str, method: str, label: str | None = None
     ) -> CandidateInfo:
         """Add a plan proposed by `method`; adding the same (study, method, plan_hash) again returns
         the existing candidate unchanged."""
         with self._writing() as session:
             row = _put_candidate(session, rows.study_row(session, study), plan_json, plan_hash, method, label)
-            return rows.candidate_info(row, study)
+            return rows.candidate_info(row, study_name(study))
 
-    def add_candidate_label(self, study: str, *, plan_hash: str, method: str, label: str) -> CandidateInfo:
+    def add_candidate_label(
+        self, study: StudyRef, *, plan_hash: str, method: str, label: str
+    ) -> CandidateInfo:
         """Add `label` to the candidate's labels (comma separated; a plan that several proposals of
         one method led to, e.g. two greedy thresholds giving the same plan, lists them all)."""
         with self._writing() as session:
             study_row = rows.study_row(session, study)
             row = session.scalars(rows.candidate_query(study_row.id, method, plan_hash)).first()
             if row is None:
-                raise StoreError(f"study '{study}' has no {method} candidate with plan '{plan_hash[:12]}'")
+                raise StoreError(
+                    f"study '{study_name(study)}' has no {method} candidate with plan '{plan_hash[:12]}'"
+                )
             labels = candidate_labels(row.label)
             if label not in labels:
                 row.label = ", ".join([*labels, label])[:200]
-            return rows.candidate_info(row, study)
+            return rows.candidate_info(row, study_name(study))
 
     def candidates(
-        self, study: str, method: str | None = None, *, plan_prefix: str | None = None
+        self, study: StudyRef, method: str | None = None, *, plan_prefix: str | None = None
     ) -> list[CandidateInfo]:
         """The study's candidates (of one method if given; whose plan hash starts with `plan_prefix`
         if given), oldest first."""
@@ -191,9 +198,10 @@ class Store:
                 query = query.where(Candidate.method == method)
             if plan_prefix is not None:
                 query = query.where(Candidate.plan_hash.startswith(plan_prefix, autoescape=True))
-            return [rows.candidate_info(row, study) for row in session.scalars(query.order_by(Candidate.id))]
+            name = study_name(study)
+            return [rows.candidate_info(row, name) for row in session.scalars(query.order_by(Candidate.id))]
 
-    def methods(self, study: str) -> list[str]:
+    def methods(self, study: StudyRef) -> list[str]:
         """The distinct methods that proposed the study's candidates, sorted."""
         with self._reading() as session:
             study_id = rows.study_row(session, study).id
@@ -223,7 +231,7 @@ class Store:
 
     def record_candidate_evaluation(
         self,
-        study: str,
+        study: StudyRef,
         *,
         plan_json: str,
         plan_hash: str,
@@ -240,9 +248,9 @@ class Store:
             candidate = _put_candidate(session, study_row, plan_json, plan_hash, method, label)
             evaluation = rows.put_evaluation(session, record)
             rows.put_samples(session, record, samples)
-            return rows.candidate_info(candidate, study), rows.evaluation_info(evaluation)
+            return rows.candidate_info(candidate, study_name(study)), rows.evaluation_info(evaluation)
 
-    def samples(self, study: str, plan_hash: str) -> SampleImages | None:
+    def samples(self, study: StudyRef, plan_hash: str) -> SampleImages | None:
         """The sample images of one of the study's plans under its model and spec hash, or None.
 
         One sheet per plan: the first images of its first ok evaluation (a full pass with more
@@ -257,14 +265,14 @@ class Store:
     # ---- queries
 
     def points(
-        self, study: str, *, method: str | None = None, stage: str = "full", plan_hash: str | None = None
+        self, study: StudyRef, *, method: str | None = None, stage: str = "full", plan_hash: str | None = None
     ) -> list[Point]:
         """Every plan of the study (proposed by `method` if given; only the plan `plan_hash` if
         given) with an ok evaluation at `stage`, one point per plan, sorted by macs, fid, plan_hash."""
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study
             query = (
-                rows.evaluated_join(select(*rows.POINT_COLUMNS), study)
+                rows.evaluated_join(select(*rows.POINT_COLUMNS), study_name(study))
                 .where(Evaluation.stage == stage, Evaluation.status == "ok")
                 .order_by(Candidate.id)
             )
@@ -275,29 +283,29 @@ class Store:
             points = merge_duplicates(map(rows.point, session.execute(query)))
         return sorted(points, key=_point_order)
 
-    def outcomes(self, study: str, method: str | None = None) -> list[Outcome]:
+    def outcomes(self, study: StudyRef, method: str | None = None) -> list[HistoryEntry]:
         """Every candidate of the study (of one method if given) with each of its evaluations under
         the study's model and spec hash (both stages, ok and failed), in the order they finished
         (unfinished last), then by evaluation id and candidate id. One query; a plan that several
         methods proposed appears once per candidate, a candidate never evaluated not at all."""
         with self._reading() as session:
-            found = rows.outcomes(session, study, method)
+            found = rows.outcomes(session, study_name(study), method)
             if not found:
                 rows.study_row(session, study)  # StoreError for an unknown study
             return found
 
-    def evaluated_marker(self, study: str) -> str:
+    def evaluated_marker(self, study: StudyRef) -> str:
         """A short text that changes whenever `outcomes(study)` would (one aggregate query): a page
         showing the study asks for it to know when to redraw."""
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study
-            return rows.evaluated_marker(session, study)
+            return rows.evaluated_marker(session, study_name(study))
 
-    def front(self, study: str, *, method: str | None = None, stage: str = "full") -> list[Point]:
+    def front(self, study: StudyRef, *, method: str | None = None, stage: str = "full") -> list[Point]:
         """The study's MACs/FID Pareto front (of one method's candidates if given)."""
         return pareto_front(self.points(study, method=method, stage=stage))
 
-    def full_model_point(self, study: str, points: Sequence[Point] | None = None) -> Point | None:
+    def full_model_point(self, study: StudyRef, points: Sequence[Point] | None = None) -> Point | None:
         """The point of the uncompressed model's plan (the first candidate of method "full" with an
         ok full-stage evaluation), or None; `points`: the study's `points()`, if already read (else
         only the full model's plans are read)."""
@@ -313,7 +321,7 @@ class Store:
 
     def best(
         self,
-        study: str,
+        study: StudyRef,
         *,
         max_fid: float | None = None,
         fid_within: float | None = None,
@@ -333,10 +341,11 @@ class Store:
             full = self.full_model_point(study, points if method is None else None)
             if full is None or full.quality is None:
                 raise StoreError(
-                    f"study '{study}' has no evaluation of the full (uncompressed) plan to compare "
+                    f"study '{study_name(study)}' has no evaluation of the full (uncompressed) plan "
+                    "to compare "
                     "--fid-within with; evaluate the full plan first"
                 )
-        where = f"study '{study}'" + ("" if method is None else f" (method {method})")
+        where = f"study '{study_name(study)}'" + ("" if method is None else f" (method {method})")
         return choose(
             points,
             where=where,
@@ -346,7 +355,7 @@ class Store:
             max_macs=max_macs,
         )
 
-    def plan_json(self, study: str, plan_hash: str) -> str:
+    def plan_json(self, study: StudyRef, plan_hash: str) -> str:
         """The plan file text of one of the study's plans."""
         with self._reading() as session:
             study_id = rows.study_row(session, study).id
@@ -355,11 +364,13 @@ class Store:
             )
             text = session.scalars(query.order_by(Candidate.id).limit(1)).first()
         if text is None:
-            raise StoreError(f"study '{study}' has no plan with hash '{plan_hash}'; pick one of its points")
+            raise StoreError(
+                f"study '{study_name(study)}' has no plan with hash '{plan_hash}'; pick one of its points"
+            )
         return text
 
     def export_plan(
-        self, study: str, point: Point, path: str | os.PathLike[str], constraint: str
+        self, study: StudyRef, point: Point, path: str | os.PathLike[str], constraint: str
     ) -> ExportInfo:
         """Write the point's plan JSON to `path` and record the export, both or neither."""
         text = self.plan_json(study, point.plan_hash)
@@ -374,13 +385,14 @@ class Store:
             session.add(row)
             session.flush()
             _write_atomically(target, text)  # last step before COMMIT: a failure rolls the row back
-            return rows.export_info(row, study)
+            return rows.export_info(row, study_name(study))
 
-    def exports(self, study: str) -> list[ExportInfo]:
+    def exports(self, study: StudyRef) -> list[ExportInfo]:
         """The study's exports, oldest first."""
         with self._reading() as session:
             query = select(Export).where(Export.study_id == rows.study_row(session, study).id)
-            return [rows.export_info(row, study) for row in session.scalars(query.order_by(Export.id))]
+            name = study_name(study)
+            return [rows.export_info(row, name) for row in session.scalars(query.order_by(Export.id))]
 
 
 def find_existing_study(url: str | None, name: str) -> StudyInfo | None:
@@ -436,20 +448,6 @@ def _new_study(
         method=method,
         notes=notes,
     )
-
-
-def _check_same_study(row: Study, *, model: str, spec_hash: str) -> None:
-    if row.model != model:
-        raise StoreError(
-            f"study '{row.name}' was created for model '{row.model}', not '{model}'; "
-            "pass another --study name"
-        )
-    if row.spec_hash != spec_hash:
-        raise StoreError(
-            f"study '{row.name}' was measured under {row.spec_hash[:12]}, this run under {spec_hash[:12]} "
-            "(the evaluation spec, model weights, device or FID features differ; a study compares plans "
-            "under one measurement); pass another --study name"
-        )
 
 
 def _check_record_fits(plan_hash: str, study: Study, record: EvaluationRecord) -> None:

@@ -10,7 +10,7 @@ import sys
 from sqlalchemy import create_engine, text
 
 from edgediff.cli import main
-from evaluators import evaluate as ev
+from evaluators import references
 from evaluators.plan import Plan
 from storage import Store
 
@@ -24,7 +24,7 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_evaluate_front_export_round_trip(capsys, tmp_path, store_url):
-    ev._REFERENCES.clear()
+    references.clear()
     plans = {}
     for method in ("wars", "ast"):
         plans[method] = tmp_path / f"{method}.json"
@@ -67,7 +67,7 @@ def test_evaluate_front_export_round_trip(capsys, tmp_path, store_url):
     assert exported.content_hash() == min(cheaper, key=lambda p: (p["fid"], p["macs"]))["plan_hash"]
     code, out, _ = cli(capsys, "front", "s", "--db", store_url)
     assert code == 0 and "plans on the front" in out and "full model:" in out
-    ev._REFERENCES.clear()
+    references.clear()
 
 
 def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from dashboards.figures import front_figure, log_ticks
 from dashboards.views import hypervolume_history, point_dict
-from storage import Outcome, Point, normalized_hypervolume, reference_point
+from storage import HistoryEntry, Point, normalized_hypervolume, reference_point
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 FULL = Point(plan_hash="f" * 64, macs=100, fid=10.0, latency=1.0)
@@ -30,7 +30,7 @@ def test_nan_is_null_and_never_a_hypervolume() -> None:
 
 
 def _outcome(k: int, plan: str, *, stage="full", status="ok", fid=5.0, macs=50, minutes=0, passed=None):
-    return Outcome(candidate_id=k, plan_hash=plan * 64, method="optuna", proposed_at=T0, evaluation_id=k,
+    return HistoryEntry(candidate_id=k, plan_hash=plan * 64, method="optuna", proposed_at=T0, evaluation_id=k,
                    stage=stage, status=status, macs_per_image=macs, fid=fid, started_at=T0,
                    finished_at=T0 + timedelta(minutes=minutes), passed_screen=passed)
 

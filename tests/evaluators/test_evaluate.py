@@ -12,10 +12,10 @@ import torch
 from diffusers import DDIMScheduler, DiTPipeline
 from PIL import Image
 
-from evaluators import evaluate as ev
+from evaluators import references
 from evaluators.cost import count_macs
 from evaluators.errors import EvaluatorError
-from evaluators.evaluate import Evaluation, Evaluator
+from evaluators.evaluate import Evaluator, Measurement
 from evaluators.images import SAMPLE_COUNT
 from evaluators.plan import AttentionPlan, DeepCache, DepthSkip, Plan, PlanError
 from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
@@ -30,9 +30,9 @@ SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_siz
 
 @pytest.fixture()
 def fresh_cache():
-    ev._REFERENCES.clear()
+    references.clear()
     yield
-    ev._REFERENCES.clear()
+    references.clear()
 
 
 @pytest.fixture()
@@ -114,11 +114,11 @@ def test_reference_run_is_cached_on_disk(dit_subject, fresh_cache, tmp_path):
     ref = evaluator.reference()
     files = list(tmp_path.glob("reference-digits-dit-*.safetensors"))
     assert len(files) == 1
-    ev._REFERENCES.clear()  # a new process: only the file is left
+    references.clear()  # a new process: only the file is left
     generated = dit_subject.generated
     loaded = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).reference()
     assert dit_subject.generated == generated
-    assert torch.equal(loaded.images, ref.images) and loaded.evaluation == ref.evaluation
+    assert torch.equal(loaded.images, ref.images) and loaded.measurement == ref.measurement
     plan = attention_plan(evaluator.full_plan, "wars")
     fresh = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).evaluate(plan)
     assert fresh.fid == pytest.approx(evaluator.evaluate(plan).fid, rel=1e-6)
@@ -149,11 +149,11 @@ def test_every_evaluation_keeps_its_first_images_on_the_reference_seeds(dit_subj
     assert done.samples.png != full.png
     assert same_images(cells(screened.samples), cells(done.samples)[:SPEC.screen_images])
     # what a search worker sends through Ray comes back whole
-    assert Evaluation.from_dict(json.loads(json.dumps(done.to_dict()))) == done
+    assert Measurement.from_dict(json.loads(json.dumps(done.to_dict()))) == done
     # a new process reading the cache file draws the same sheet from the images in it
-    ev._REFERENCES.clear()
+    references.clear()
     loaded = Evaluator("digits-dit", SPEC, subject=dit_subject, cache_dir=tmp_path).reference()
-    assert loaded.evaluation.samples == ref.evaluation.samples == full
+    assert loaded.measurement.samples == ref.measurement.samples == full
 
 
 def test_unet_deepcache_plan(unet, classifier, fresh_cache):
@@ -239,11 +239,12 @@ def test_a_cache_file_of_another_measurement_is_not_used(dit_subject, fresh_cach
     evaluator.reference()
     (path,) = tmp_path.glob("reference-*.safetensors")
     other = Evaluator("digits-dit", replace(SPEC, seed=5), subject=dit_subject, cache_dir=tmp_path)
-    path.rename(other._cache_path())  # a file under the right name but with another run inside
-    ev._REFERENCES.clear()
+    # a file under the right name but with another run inside
+    path.rename(references.cache_path(tmp_path, "digits-dit", other.spec_hash))
+    references.clear()
     generated = dit_subject.generated
     ref = other.reference()
-    assert dit_subject.generated > generated and ref.evaluation.spec_hash == other.spec_hash
+    assert dit_subject.generated > generated and ref.measurement.spec_hash == other.spec_hash
 
 
 def test_reference_image_folder(tmp_path):

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from evaluators import evaluate as ev
+from evaluators import references
 from evaluators.evaluate import Evaluator
 from evaluators.images import SAMPLE_COUNT
 from evaluators.plan import AttentionPlan, DeepCache, Plan, PlanError
@@ -28,9 +28,9 @@ METHODS = ("wars", "wars+asc", "full+asc", "ast")
 
 @pytest.fixture()
 def subject(dit, classifier):
-    ev._REFERENCES.clear()
+    references.clear()
     yield CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier)
-    ev._REFERENCES.clear()
+    references.clear()
 
 
 def with_method(base: Plan, method: str) -> Plan:
@@ -138,7 +138,7 @@ def test_failures_are_recorded_and_bad_plans_write_nothing(store_url, subject, u
 
 
 def test_unet_deepcache_study(store_url, unet, classifier):
-    ev._REFERENCES.clear()
+    references.clear()
     subject = DigitsSubject("digits-unet", unet, load_scheduler("digits-unet"), classifier)
     evaluator = Evaluator("digits-unet", replace(SPEC, screen_images=0, screen_min_psnr=None),
                           subject=subject)
@@ -152,7 +152,7 @@ def test_unet_deepcache_study(store_url, unet, classifier):
         macs = sorted(p.macs for p in points)
         assert macs[0] < macs[1] < macs[2] == store.full_model_point("unet").macs
         assert store.front("unet", method="deepcache")[0].macs == macs[0]
-    ev._REFERENCES.clear()
+    references.clear()
 
 
 def test_a_plan_giving_nan_images_is_a_failure_with_its_reason(store_url, subject, dit):

@@ -48,14 +48,15 @@ def test_get_or_create_refuses_another_model_or_spec(store):
     with pytest.raises(StoreError) as caught:
         store.get_or_create_study("s", model="digits-unet", spec_json="{}", spec_hash=SPEC_HASH)
     assert str(caught.value) == (
-        "study 's' was created for model 'digits-dit', not 'digits-unet'; pass another --study name"
+        "study 's' is of model digits-dit, not digits-unet: pass --model digits-dit or another "
+        "--study name"
     )
     with pytest.raises(StoreError) as caught:
         store.get_or_create_study("s", model=MODEL, spec_json="{}", spec_hash="6" * 64)
     assert str(caught.value) == (
         "study 's' was measured under 555555555555, this run under 666666666666 (the evaluation "
         "spec, model weights, device or FID features differ; a study compares plans under one "
-        "measurement); pass another --study name"
+        "measurement): rerun with the options it was created with, or pass another --study name"
     )
 
 
