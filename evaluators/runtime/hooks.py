@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +20,11 @@ class Installation:
     def __init__(self) -> None:
         self._hooks: list[tuple[torch.nn.Module, str, bool, bool]] = []
         self._processors: list[tuple[torch.nn.Module, Any]] = []
+        self._undo: list[tuple[int, Callable[[], None]]] = []
+
+    def add_undo(self, undo: Callable[[], None]) -> None:
+        """Run `undo` on removal, after the hooks added later are gone (last in, first out)."""
+        self._undo.append((len(self._hooks), undo))
 
     def add_hook(self, module: torch.nn.Module, hook: ModelHook, name: str) -> None:
         had_registry = hasattr(module, "_diffusers_hook")
@@ -31,7 +37,10 @@ class Installation:
         attention.set_processor(processor)
 
     def remove(self) -> None:
-        for module, name, had_registry, had_forward in reversed(self._hooks):
+        for index in range(len(self._hooks) - 1, -1, -1):
+            module, name, had_registry, had_forward = self._hooks[index]
+            while self._undo and self._undo[-1][0] > index:
+                self._undo.pop()[1]()
             registry = module._diffusers_hook
             registry.remove_hook(name, recurse=False)
             if not registry.hooks:
@@ -39,6 +48,8 @@ class Installation:
                     del module._diffusers_hook
                 if not had_forward:
                     module.__dict__.pop("forward", None)
+        while self._undo:
+            self._undo.pop()[1]()
         for attention, processor in reversed(self._processors):
             attention.set_processor(processor)
         self._hooks.clear()

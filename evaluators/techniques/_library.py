@@ -1,0 +1,114 @@
+"""What the five diffusers-cache plan sections share: JSON checks, the refusal for families the cache
+does not fit, the installer's name. Torch-free at import; each section's installer imports the
+runtime (torch, diffusers) when a plan is applied.
+
+A section holds only the knobs a search moves; `library_default(num_steps)` gives the values
+diffusers ships and `sweep(num_steps)` the small sweeps their READMEs show (the "library default"
+baseline on the front). Timestep ranges are on the 0..1000 scale diffusers' docs use, whatever
+scale the denoiser receives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from evaluators.plan import PlanError
+
+# Families whose transformer blocks diffusers' block registry knows (the block-level caches need
+# it), with the scale their forward receives timesteps on (FLUX and Qwen-Image get t / 1000).
+CACHE_FAMILIES: dict[str, float] = {
+    "FluxTransformer2DModel": 1000.0,
+    "QwenImageTransformer2DModel": 1000.0,
+    "WanTransformer3DModel": 1.0,
+    "SD3Transformer2DModel": 1.0,
+}
+GUIDANCE_DISTILLED = frozenset({"FluxTransformer2DModel"})
+
+
+def fail(where: str, problem: str, fix: str) -> PlanError:
+    return PlanError(f"plan.{where}: {problem}; {fix}")
+
+
+def check_object(data: Any, where: str, allowed: Sequence[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise fail(where, f"expected a JSON object, got {type(data).__name__}",
+                   "see docs/PLANS.md")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise fail(where, f"unknown field(s) {', '.join(map(repr, unknown))}",
+                   f"allowed fields are {', '.join(sorted(allowed))}")
+    return data
+
+
+def number(data: Mapping[str, Any], key: str, where: str, default: float, lo: float,
+           hi: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise fail(f"{where}.{key}", f"expected a number, got {value!r}", "write a finite number")
+    if not lo <= value <= hi:
+        raise fail(f"{where}.{key}", f"{value} is out of range", f"use a value in [{lo}, {hi}]")
+    return float(value)
+
+
+def integer(data: Mapping[str, Any], key: str, where: str, default: int | None, lo: int,
+            hi: int | None = None, optional: bool = False) -> int | None:
+    value = data.get(key, default)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(f"{where}.{key}", f"expected an integer, got {value!r}", "write a whole number")
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise fail(f"{where}.{key}", f"{value} is out of range", f"use a value {bound}")
+    return value
+
+
+def timestep_range(data: Mapping[str, Any], key: str, where: str,
+                   default: tuple[int, int]) -> tuple[int, int]:
+    value = data.get(key, list(default))
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+        raise fail(f"{where}.{key}", f"expected [low, high] timesteps, got {value!r}",
+                   "write two whole numbers on the 0..1000 scale, e.g. [100, 800]")
+    lo, hi = value
+    if not -1 <= lo < hi <= 1001:
+        raise fail(f"{where}.{key}", f"[{lo}, {hi}] is not a range inside -1..1001",
+                   "write low < high")
+    return (lo, hi)
+
+
+@dataclass(frozen=True)
+class LibrarySection:
+    """Base of the diffusers-cache sections (frozen dataclasses of JSON-typed knobs).
+
+    Class attributes as for every technique: `section` (the plan key, diffusers' module name),
+    `title`, `order`, `installer` (one for all five: a plan holds at most one of them) and `view`.
+    """
+
+    section: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    order: ClassVar[int] = 40
+    installer: ClassVar[str] = "evaluators.runtime.library_cache:install_library_cache"
+    view: ClassVar[str] = "schedule"
+    families: ClassVar[frozenset[str]] = frozenset(CACHE_FAMILIES)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if v is not None}
+
+    def library_kwargs(self, model_class: str, num_steps: int,
+                       timestep: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Keyword arguments of the diffusers config (`timestep`: the current-timestep callback)."""
+        raise NotImplementedError
+
+    def check_model(self, model_class: str) -> None:
+        """Refuse, in one line, a family this cache does not run on."""
+        if model_class not in self.families:
+            raise PlanError(f"plan.{self.section}: diffusers' {self.title} does not run on "
+                            f"{model_class}; it runs on {', '.join(sorted(self.families))}")
+
+    def timeline(self, num_steps: int) -> dict[str, Any]:
+        return {self.section: self.to_dict()}
