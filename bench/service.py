@@ -52,8 +52,8 @@ from bench_tables import markdown_table
 
 from evaluators.spec import EvalSpec
 from search import driver as search_driver
-from search import strategies
 from search.driver import SearchConfig, run_search
+from search.strategies.optuna_search import OptunaStrategy
 from storage import FULL_METHOD, EvaluationRecord, Store
 
 MODELS = ("digits-dit", "digits-unet")
@@ -70,7 +70,7 @@ def say(line: str) -> None:
 def optuna_config(out: Path, name: str, model: str, spec: EvalSpec, budget: int, workers: int,
                   threads: int) -> SearchConfig:
     """An Optuna-only search on a fresh SQLite store in `out`; every run shares one reference cache."""
-    return SearchConfig(study=name, model=model, spec=spec, methods=(strategies.OPTUNA,),
+    return SearchConfig(study=name, model=model, spec=spec, methods=("optuna",),
                         budget=budget, workers=workers, threads=threads,
                         db_url=f"sqlite:///{out / (name + '.db')}", cache_dir=str(out / "cache"))
 
@@ -94,30 +94,28 @@ def throughput(out: Path, model: str, spec: EvalSpec, budget: int) -> list[dict[
 
 # --- 2. overhead with a trivial evaluator --------------------------------------------------------
 
-def trivial_job(job: Any, reference: Any = None) -> dict[str, Any]:
+def trivial_job(job: Any, reference: Any = None) -> Any:
     """A worker's job without the work: the reference job runs for real (once per search); an
-    evaluation returns the uncompressed model's evaluation under the plan's hash, with MACs and
+    evaluation returns the uncompressed model's measurement under the plan's hash, with MACs and
     FID made up from the hash (the same plan always reads the same)."""
     import socket
 
-    from evaluators.plan import Plan
-    from search.tasks import run_job
+    from search.tasks import MeasuredPlan, run_job
 
     if job.kind != "evaluate":
         return run_job(job, reference)
     began = time.perf_counter()
-    plan = Plan.from_json(job.plan_json)
-    plan_hash = plan.content_hash()
+    plan_hash = job.plan.content_hash()
     draw = random.Random(plan_hash)
     full = reference.measurement
     share = draw.uniform(0.1, 1.0)
     now = datetime.now(timezone.utc)
-    evaluation = replace(full, plan_hash=plan_hash, macs_per_image=int(full.macs_per_image * share),
-                         macs_per_generation=int(full.macs_per_generation * share),
-                         fid=full.fid * (1.0 + 0.2 / share * draw.random()), seconds=0.0,
-                         started_at=now, finished_at=now)
-    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "evaluations": [evaluation.to_dict()],
-            "seconds": time.perf_counter() - began}
+    measurement = replace(full, plan_hash=plan_hash, macs_per_image=int(full.macs_per_image * share),
+                          macs_per_generation=int(full.macs_per_generation * share),
+                          fid=full.fid * (1.0 + 0.2 / share * draw.random()), seconds=0.0,
+                          started_at=now, finished_at=now)
+    return MeasuredPlan(f"{socket.gethostname()}:{os.getpid()}", (measurement,),
+                        seconds=time.perf_counter() - began)
 
 
 def trivial_runner(num_cpus: float, num_gpus: float, max_retries: int) -> Any:
@@ -188,8 +186,8 @@ def overhead(out: Path, model: str, spec: EvalSpec, budget: int) -> list[dict[st
                                threads=1)
         timers = Timers()
         timers.replace(search_driver, "remote_runner", trivial_runner)
-        timers.wrap(strategies.OptunaStrategy, "ask", "ask")
-        timers.wrap(strategies.OptunaStrategy, "tell", "tell")
+        timers.wrap(OptunaStrategy, "ask", "ask")
+        timers.wrap(OptunaStrategy, "tell", "tell")
         timers.wrap(search_driver._Search, "_dispatch", "dispatch")
         timers.wrap(search_driver._Search, "_handle", "result")
         timers.wrap(search_driver._Search, "_record", "store write")
@@ -251,7 +249,7 @@ def build_store(url: str, study: str, rows: int, seed: int = 0) -> float:
             if index == 0:
                 method, share, fid = FULL_METHOD, 1.0, full_fid
             else:
-                method = strategies.GREEDY if draw.random() < 0.1 else strategies.OPTUNA
+                method = "greedy" if draw.random() < 0.1 else "optuna"
                 share = draw.uniform(0.15, 1.0)
                 fid = full_fid * (1.0 + 0.05 / share * draw.lognormvariate(0.0, 0.5)) - 1.5
             failed = index > 0 and draw.random() < 0.02
@@ -305,7 +303,7 @@ def queries(out: Path, url: str, rows: int, repeats: int) -> tuple[float | None,
         add("Pareto front (`Store.front`)", lambda: store.front(study),
             lambda r: f"{len(r)} plans on the front")
         add("one method's front (`front(method='optuna')`)",
-            lambda: store.front(study, method=strategies.OPTUNA), lambda r: f"{len(r)} plans")
+            lambda: store.front(study, method="optuna"), lambda r: f"{len(r)} plans")
         add(f"plan an export picks (`best(fid_within={EXPORT_FID_WITHIN:g})`)",
             lambda: store.best(study, fid_within=EXPORT_FID_WITHIN),
             lambda r: f"{r.macs / 1e9:.2f} GMACs, FID {r.fid:.2f}")

@@ -14,9 +14,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import qualitative
 
+from search.methods import method_rank, search_methods
+
 GIGA = 1e9
-_FIXED_COLOURS = {"greedy": "#1f77b4", "optuna": "#d62728"}
-_OTHER_COLOURS = [c for c in qualitative.D3 if c not in _FIXED_COLOURS.values()]
+# by `search.methods.method_rank`: the baselines blue, Optuna red, other registered methods next
+_RANK_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+_OTHER_COLOURS = [c for c in qualitative.D3 if c not in _RANK_COLOURS]
 _TECHNIQUE_COLOURS = {
     "full": "#4c4c4c", "full+asc": "#8c6d31", "asc": "#bd9e39", "wars": "#3182bd",
     "wars+asc": "#6baed6", "ast": "#31a354", "partial": "#9ecae1",
@@ -28,10 +31,12 @@ _POINT_HOVER = ("<b>%{text}</b><br>%{x:.3f} GMACs/img (%{customdata[1]})<br>FID 
 
 
 def method_colour(method: str, methods: list[str]) -> str:
-    """Greedy blue and Optuna red everywhere; other methods take the next colours in turn."""
-    if method in _FIXED_COLOURS:
-        return _FIXED_COLOURS[method]
-    others = [m for m in methods if m not in _FIXED_COLOURS]
+    """A registered method's colour everywhere (the baselines blue, Optuna red); other methods take
+    the next colours in turn."""
+    registered = {m.name for m in search_methods()}
+    if method in registered:
+        return _RANK_COLOURS[method_rank(method) % len(_RANK_COLOURS)]
+    others = [m for m in methods if m not in registered]
     return _OTHER_COLOURS[others.index(method) % len(_OTHER_COLOURS)] if method in others else "#7f7f7f"
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from evaluators.plan import ATTENTION_METHODS, Plan
+from search.methods import method_rank
 from storage import (
     FULL_METHOD,
     CandidateInfo,
@@ -338,7 +339,7 @@ def _samples_dict(samples: Any) -> dict[str, Any] | None:
 
 
 def _method_order(method: str) -> tuple[int, str]:
-    return ({"greedy": 0, "optuna": 1}.get(method, 2), method)
+    return method_rank(method), method
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:

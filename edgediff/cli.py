@@ -265,13 +265,13 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     study_cli.add_store_option(p)
     p.set_defaults(func=_with_threads(study_cli.cmd_evaluate))
 
-    p = sub.add_parser("search", help="search plans: the paper's greedy baseline and Optuna, "
-                                      "evaluated on Ray workers (resumable)")
+    p = sub.add_parser("search", help="search plans: the paper's baseline (the DiTFastAttn greedy, "
+                                      "the DeepCache grid) and Optuna, evaluated on Ray workers "
+                                      "(resumable)")
     p.add_argument("--model", required=True, help="registry name, local folder or hub id")
     p.add_argument("--study", help="study name (default: the model name, a hub id's '/' as '-'); "
                                    "the same name resumes")
-    p.add_argument("--method", choices=("greedy", "optuna", "both"), default="both",
-                   help="greedy: the paper baseline; optuna: multi-objective search (default both)")
+    search_cli.add_method_option(p)
     p.add_argument("--budget", type=_positive_int, default=10, help="evaluations per method")
     p.add_argument("--workers", type=_positive_int, default=1, help="evaluations in flight")
     p.add_argument("--time-limit", type=_positive_float, help="stop after this many seconds")

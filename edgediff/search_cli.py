@@ -19,7 +19,24 @@ from edgediff.study_cli import (
 from edgediff.tables import dumps, number, table
 from storage import HV_FID_FACTOR
 
-METHOD_CHOICES = {"greedy": ("greedy",), "optuna": ("optuna",), "both": ("greedy", "optuna")}
+BOTH = "both"  # the model family's baseline and Optuna
+
+
+def add_method_option(parser: argparse.ArgumentParser) -> None:
+    """`--method`: a registered search method (`search.methods`), "baseline" or "both"."""
+    from search.methods import BASELINE, search_methods
+
+    methods = search_methods()
+    lines = [f"{m.name}: {m.help}" for m in methods]
+    lines += [f"{BASELINE}: the model family's baseline", f"{BOTH}: {BASELINE} and optuna (default)"]
+    parser.add_argument("--method", choices=[m.name for m in methods] + [BASELINE, BOTH],
+                        default=BOTH, help="; ".join(lines))
+
+
+def _methods(choice: str) -> tuple[str, ...]:
+    from search.methods import BASELINE
+
+    return (BASELINE, "optuna") if choice == BOTH else (choice,)
 
 
 class _Progress:
@@ -67,7 +84,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),
                                 ("window", args.window)) if v is not None}
     config = SearchConfig(
-        study=study_name, model=args.model, spec=spec, methods=METHOD_CHOICES[args.method],
+        study=study_name, model=args.model, spec=spec, methods=_methods(args.method),
         budget=args.budget, workers=args.workers, time_limit_s=args.time_limit,
         address=args.address, db_url=args.db, sampler=args.sampler, seed=args.sampler_seed,
         device=args.device, threads=args.threads, cache_dir=args.cache_dir,

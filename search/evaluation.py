@@ -80,7 +80,7 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
     plan_hash, plan_json = plan.content_hash(), plan.to_json()
     stored = stored_evaluations(store, study, plan_hash, screened=bool(evaluator.spec.screen_images))
     if stored is not None:
-        candidate = store.add_candidate(study.name, plan_json=plan_json, plan_hash=plan_hash,
+        candidate = store.add_candidate(study, plan_json=plan_json, plan_hash=plan_hash,
                                         method=method, label=label)
         return EvaluatedCandidate(candidate, stored, reused=True)
     worker = worker or socket.gethostname()
@@ -89,7 +89,7 @@ def evaluate_candidate(store: Store, study: StudyInfo, evaluator: Evaluator, pla
 
     def record(result: Measurement) -> None:  # each stage is stored as soon as it is measured
         cand, info = store.record_candidate_evaluation(
-            study.name, plan_json=plan_json, plan_hash=plan_hash, method=method, label=label,
+            study, plan_json=plan_json, plan_hash=plan_hash, method=method, label=label,
             record=to_record(result, worker), samples=samples_record(result))
         candidate[:] = [cand]
         recorded.append(info)
@@ -117,7 +117,7 @@ def record_failure(store: Store, study: StudyInfo, plan: Plan, *, method: str, l
         status="failed", num_images=num_images, device=device, error=error[:2000],
         started_at=started, finished_at=datetime.now(timezone.utc), worker=worker,
     )
-    return store.record_candidate_evaluation(study.name, plan_json=plan.to_json(),
+    return store.record_candidate_evaluation(study, plan_json=plan.to_json(),
                                              plan_hash=plan.content_hash(), method=method,
                                              label=label, record=failure)
 

@@ -23,9 +23,9 @@ def test_search_prints_fronts_and_exports(capsys, tmp_path) -> None:
     code, out, err = cli(capsys, "search", "--model", "digits-unet", *SMALL, "--db", db,
                          "--cache-dir", str(tmp_path / "cache"), "--export", str(best))
     assert code == 0, err
-    assert "front of greedy" in out and "front of optuna" in out
+    assert "front of deepcache-grid" in out and "front of optuna" in out and "greedy" not in out
     assert "hypervolume" in out and f"exported to {best}" in out
-    assert "greedy 2/2" in err  # the progress lines
+    assert "deepcache-grid 2/2" in err  # the progress lines
     assert Plan.load(best).model.name == "digits-unet"
     code, out, _ = cli(capsys, "studies", "--db", db)
     assert code == 0 and "digits-unet" in out

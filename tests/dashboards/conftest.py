@@ -33,7 +33,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Searched:
     try:
         results = {
             study: run_search(SearchConfig(
-                study=study, model=model, spec=SPEC, methods=("greedy", "optuna"), budget=2,
+                study=study, model=model, spec=SPEC, methods=("baseline", "optuna"), budget=2,
                 workers=2, threads=1, db_url=url, cache_dir=str(folder / "cache"),
                 deltas=(0.05, 0.3), greedy={"n_calib": 2}))
             for study, model in STUDIES.items()

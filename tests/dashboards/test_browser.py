@@ -87,7 +87,7 @@ def test_plan_link_opens_the_plan(browser, served) -> None:
     """A shared link with #plan=<hash> opens the plan at once; the U-Net shows its timeline."""
     tab = Page(browser)
     _, view = served.json("/api/studies/dash-unet")
-    plan_hash = view["methods"]["greedy"]["points"][0]["plan_hash"]
+    plan_hash = view["methods"]["deepcache-grid"]["points"][0]["plan_hash"]
     tab.page.goto(f"{served.base}/studies/dash-unet#plan={plan_hash}")
     _front_drawn(tab)
     tab.plan_opened(plan_hash)

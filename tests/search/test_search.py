@@ -51,7 +51,8 @@ def _check_study(store: Store, result, config: SearchConfig) -> None:
     full = store.full_model_point(study)
     assert full is not None and full.fid is not None
     assert result.reference_point == (full.macs, 2 * full.fid)
-    for method in config.methods:
+    assert store.get_study(study).method == "+".join(result.methods)
+    for method in result.methods:
         cands = store.candidates(study, method=method)
         points = store.points(study, method=method)
         assert {p.plan_hash for p in points} == {c.plan_hash for c in cands}, method
@@ -67,11 +68,11 @@ def _check_study(store: Store, result, config: SearchConfig) -> None:
     for candidate in store.candidates(study):
         samples = store.samples(study, candidate.plan_hash)
         assert samples is not None and samples.seeds == full_samples.seeds, candidate.label
-    if "greedy" in config.methods:  # every proposal is recorded, two giving one plan as two labels
+    if "greedy" in result.methods:  # every proposal is recorded, two giving one plan as two labels
         labels = [x for c in store.candidates(study, method="greedy") for x in candidate_labels(c.label)]
         assert len(labels) == len(set(labels)) == result.methods["greedy"].done
     # Optuna's trials live in the same database, each told the stored objectives of its plan
-    if "optuna" in config.methods:
+    if "optuna" in result.methods:
         trials = optuna.load_study(study_name=f"edgediff:{study}",
                                    storage=config.db_url).get_trials()
         assert len(trials) == config.budget == result.methods["optuna"].done
@@ -106,11 +107,13 @@ def test_dit_both_methods(tmp_path: Path, ray_local) -> None:
 def test_unet_both_methods(tmp_path: Path, ray_local) -> None:
     config = _config(tmp_path, "digits-unet", budget=4)
     result = run_search(config)
+    assert list(result.methods) == ["deepcache-grid", "optuna"]  # the U-Net baseline, by its name
     with Store.open(config.db_url) as store:
         _check_study(store, result, config)
-        labels = [c.label for c in store.candidates(config.study, method="greedy")]
+        assert store.candidates(config.study, method="greedy") == []
+        labels = [c.label for c in store.candidates(config.study, method="deepcache-grid")]
         assert len(labels) == 4 and all("branch" in label for label in labels)
-        for c in store.candidates(config.study, method="greedy"):
+        for c in store.candidates(config.study, method="deepcache-grid"):
             assert Plan.from_json(c.plan_json).deepcache is not None
 
 
@@ -146,8 +149,12 @@ def test_bad_input_writes_nothing(tmp_path: Path, ray_local) -> None:
     with pytest.raises(SearchError, match="uncompressed model could not be measured"):
         run_search(_config(tmp_path, "no-such-model"))
     assert not (tmp_path / "store.db").exists()  # nothing was written
-    run_search(_config(tmp_path, "digits-unet", methods=("greedy",), budget=1, study="taken"))
-    with pytest.raises(SearchError, match="searches digits-unet"):
+    with pytest.raises(SearchError, match="greedy applies to transformer models, but digits-unet "
+                                          "is a unet: use --method deepcache-grid"):
+        run_search(_config(tmp_path, "digits-unet", methods=("greedy",), budget=1, study="taken"))
+    assert not (tmp_path / "store.db").exists()  # found after the reference run: nothing written
+    run_search(_config(tmp_path, "digits-unet", methods=("baseline",), budget=1, study="taken"))
+    with pytest.raises(SearchError, match="is of model digits-unet, not digits-dit"):
         run_search(_config(tmp_path, "digits-dit", methods=("greedy",), budget=1, study="taken"))
     with Store.open(f"sqlite:///{tmp_path / 'store.db'}") as store:
         assert [s.name for s in store.list_studies()] == ["taken"]
@@ -254,7 +261,7 @@ def test_cli_resume_after_kill(tmp_path: Path) -> None:
                 optuna.trial.TrialState.FAIL)
     assert all(t.state in finished for t in trials), [t.state for t in trials]
     with Store.open(f"sqlite:///{db}") as store:
-        assert len(store.candidates("k", method="greedy")) == 4
+        assert len(store.candidates("k", method="deepcache-grid")) == 4
         hashes = {t.user_attrs["plan_hash"] for t in trials}  # two trials may propose one plan
         assert {c.plan_hash for c in store.candidates("k", method="optuna")} == hashes
     assert Plan.load(tmp_path / "best.json").model.name == "digits-unet"

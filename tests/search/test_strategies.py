@@ -10,7 +10,8 @@ from evaluators.runtime import model_ref
 from evaluators.zoo import load_model
 from search.baselines import deepcache_grid
 from search.space import make_space, model_facts
-from search.strategies import OptunaStrategy, Outcome
+from search.strategies import ProposalOutcome as Outcome
+from search.strategies.optuna_search import OptunaStrategy
 
 
 @pytest.fixture(scope="module")

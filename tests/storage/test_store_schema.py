@@ -262,3 +262,30 @@ def test_concurrent_first_opens_of_sqlite_files_all_succeed(tmp_path):
         url = f"sqlite:///{tmp_path / str(round_) / 'edgediff.db'}"
         assert open_concurrently(url) == [], f"round {round_}"
         assert execute(url, "PRAGMA journal_mode") == [[("wal",)]]
+
+
+def test_a_store_at_0002_reads_the_unet_baseline_as_deepcache_grid(store_url):
+    """Before 0003 the DeepCache grid's candidates were stored as method "greedy", like the
+    transformer baseline's: opening the store renames the grid's (plans with a `deepcache`
+    section) and their study's method list, and leaves the greedy's alone."""
+    at_revision(store_url, "0002")
+    when = "2025-01-02 03:04:05"
+    grid = '{"deepcache": {"interval": 3, "branch": 2}}'
+    greedy = '{"attention": {"methods": [["full", "ast"]]}}'
+    execute(store_url, *[
+        "INSERT INTO edgediff_studies (name, model, spec_json, spec_hash, objectives, method, created_at)"
+        f" VALUES ('{name}', '{MODEL}', '{{}}', '{SPEC_HASH}', '[\"macs\", \"fid\"]', 'greedy+optuna',"
+        f" '{when}')" for name in ("unet", "dit")
+    ], *[
+        "INSERT INTO edgediff_candidates (study_id, plan_hash, plan_json, method, created_at)"
+        f" SELECT id, '{plan_hash(name)}', '{plan}', '{method}', '{when}' FROM edgediff_studies"
+        f" WHERE name = '{study}'"
+        for study, name, plan, method in (("unet", "g", grid, "greedy"), ("unet", "o", grid, "optuna"),
+                                          ("dit", "d", greedy, "greedy"))
+    ])
+    with Store.open(store_url) as store:
+        assert store.get_study("unet").method == "deepcache-grid+optuna"
+        assert store.methods("unet") == ["deepcache-grid", "optuna"]
+        assert [c.plan_hash for c in store.candidates("unet", method="deepcache-grid")] == [plan_hash("g")]
+        assert store.get_study("dit").method == "greedy+optuna"
+        assert store.methods("dit") == ["greedy"]

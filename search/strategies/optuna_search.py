@@ -1,158 +1,20 @@
-"""Search strategies behind one ask/tell interface: the baseline (DiTFastAttn greedy sweep for
-transformers, DeepCache grid for U-Nets) and Optuna. The driver asks each strategy for proposals,
-runs them on workers and tells it the outcome; a third strategy is one new class here.
-
-Both strategies rebuild their state from the store (and Optuna's own tables in the same database)
-when a search resumes, so a killed search continues where it stopped.
-"""
+"""Optuna's multi-objective search (MACs, FID) as a strategy: ask/tell on its RDB storage, in the
+store's own database."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from evaluators.plan import Plan
-from search.errors import SearchError
-from search.evaluation import stored_evaluations
-from storage import Store, StudyInfo, candidate_labels
+from search.strategies import Proposal, ProposalOutcome, Strategy, StrategyContext
 
-GREEDY = "greedy"
 OPTUNA = "optuna"
-METHODS = (GREEDY, OPTUNA)
 SAMPLERS = ("nsga2", "tpe", "gp")
-
-
-@dataclass
-class Proposal:
-    """One candidate a strategy wants measured.
-
-    Attributes:
-        method: the proposing strategy's method name (stored with the candidate).
-        label: a short description stored with the candidate ("δ=0.05", "trial 7").
-        plan: the plan, or None while it still has to be calibrated on a worker.
-        calibrate: keyword arguments of `search.greedy.greedy_plan` (greedy on transformers).
-        trial: the Optuna trial number.
-    """
-
-    method: str
-    label: str
-    plan: Plan | None = None
-    calibrate: dict[str, Any] | None = None
-    trial: int | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a measured proposal came to: objectives (macs, fid), or stopped at the screen, or failed."""
-
-    macs: float | None = None
-    fid: float | None = None
-    stopped: bool = False
-    failed: bool = False
-
-
-class Strategy(ABC):
-    """A search strategy: `ask` proposals until `exhausted`, `tell` outcomes."""
-
-    method: str
-
-    @abstractmethod
-    def ask(self) -> Proposal | None:
-        """The next proposal, or None when there is nothing more to propose."""
-
-    @abstractmethod
-    def tell(self, proposal: Proposal, outcome: Outcome) -> None:
-        """The outcome of a proposal handed out by `ask`."""
-
-    @property
-    @abstractmethod
-    def done(self) -> int:
-        """Proposals finished so far (including those of earlier runs of the same search)."""
-
-    @property
-    @abstractmethod
-    def total(self) -> int:
-        """Proposals this strategy will have finished at the end of its budget."""
-
-
-class BaselineStrategy(Strategy):
-    """The paper baseline: the DiTFastAttn greedy over a sweep of thresholds δ (transformers), or
-    the DeepCache branch × interval grid (U-Nets), cut to the budget by `baselines.spread`."""
-
-    method = GREEDY
-
-    def __init__(self, store: Store, study: StudyInfo, facts: dict[str, Any], base: Plan, *,
-                 budget: int, deltas: tuple[float, ...] | None = None,
-                 greedy: dict[str, Any] | None = None) -> None:
-        from search.baselines import deepcache_grid, spread
-        from search.greedy import DEFAULT_DELTAS
-
-        greedy = dict(greedy or {})
-        items: list[Proposal] = []
-        if facts["kind"] == "unet":
-            items = [Proposal(GREEDY, label, plan=plan)
-                     for label, plan in deepcache_grid(facts, base)]
-        else:
-            # δ = 0 gives the uncompressed plan, which every study measures already (method
-            # "full"): the published sweep without it, so no budget is spent on it.
-            for delta in deltas or tuple(d for d in DEFAULT_DELTAS if d > 0):
-                items.append(Proposal(GREEDY, f"δ={delta:g}",
-                                      calibrate={"delta": float(delta), **greedy}))
-        items = spread(items, budget)
-        self._total = len(items)
-        stored = {label: c for c in store.candidates(study.name, method=GREEDY)
-                  for label in candidate_labels(c.label)}
-        self._queue: deque[Proposal] = deque()
-        self._done = 0
-        for item in items:
-            seen = stored.get(item.label)
-            if seen is not None and item.calibrate is not None:
-                _check_same_calibration(study, Plan.from_json(seen.plan_json), greedy)
-            # measured to the end (a full pass, or stopped at the screen) by an earlier run
-            if seen is not None and stored_evaluations(store, study, seen.plan_hash, screened=True):
-                self._done += 1
-                continue
-            if seen is not None and item.plan is None:  # calibrated before the stop: no recalibration
-                item.plan = Plan.from_json(seen.plan_json)
-            self._queue.append(item)
-
-    def pending_plans(self) -> list[Plan]:
-        """The plans still to be measured that are known before any calibration (the grid)."""
-        return [item.plan for item in self._queue if item.plan is not None]
-
-    def ask(self) -> Proposal | None:
-        return self._queue.popleft() if self._queue else None
-
-    def tell(self, proposal: Proposal, outcome: Outcome) -> None:
-        self._done += 1
-
-    @property
-    def done(self) -> int:
-        return self._done
-
-    @property
-    def total(self) -> int:
-        return self._total
-
-
-def _check_same_calibration(study: StudyInfo, plan: Plan, greedy: dict[str, Any]) -> None:
-    """A resumed greedy must calibrate as before: plans of other calibration settings would mix."""
-    from search.greedy import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_CALIBRATION_SEED
-
-    wanted = {"n_calib": greedy.get("n_calib", DEFAULT_CALIBRATION_SAMPLES),
-              "seed": greedy.get("seed", DEFAULT_CALIBRATION_SEED)}
-    if greedy.get("window") is not None:
-        wanted["window"] = greedy["window"]
-    for key, value in wanted.items():
-        if key in plan.notes and plan.notes[key] != value:
-            option = {"n_calib": "--calib-samples", "seed": "--calib-seed", "window": "--window"}[key]
-            raise SearchError(f"study '{study.name}' calibrated its greedy plans with {key}="
-                              f"{plan.notes[key]}, not {value}: rerun with {option} "
-                              f"{plan.notes[key]} or pass another --study")
 
 
 @dataclass
@@ -175,6 +37,16 @@ class OptunaStrategy(Strategy):
     full_hash: str | None = None
     method: str = OPTUNA
     _resumed: deque[Proposal] = field(default_factory=deque)
+
+    @classmethod
+    def create(cls, context: StrategyContext) -> OptunaStrategy:
+        from search.space import make_space
+
+        config = context.config
+        return cls(context.store_url, context.study.name,
+                   make_space(context.facts, context.full_plan), config.budget,
+                   sampler=config.sampler, seed=config.seed, max_seeds=config.max_seeds,
+                   full_hash=context.full_plan.content_hash())
 
     def __post_init__(self) -> None:
         import optuna
@@ -229,6 +101,14 @@ class OptunaStrategy(Strategy):
         self.optuna.enqueue_trial(self.space.params_of(plan), skip_if_exists=True)
         self._seeds += len(self.optuna.get_trials(deepcopy=False, states=waiting)) - queued
 
+    def hear(self, plans: Sequence[Plan]) -> None:
+        """Another strategy's plans as seeds: an evenly spread few that span their cost range
+        (a grid comes most expensive first), not its first ones."""
+        from search.baselines import spread
+
+        for plan in spread(plans, self.max_seeds or 0):
+            self.seed_with(plan)
+
     def ask(self) -> Proposal | None:
         if self._resumed:
             return self._resumed.popleft()
@@ -239,7 +119,7 @@ class OptunaStrategy(Strategy):
         trial.set_user_attr("plan_hash", plan.content_hash())
         return Proposal(OPTUNA, f"trial {trial.number}", plan=plan, trial=trial.number)
 
-    def tell(self, proposal: Proposal, outcome: Outcome) -> None:
+    def tell(self, proposal: Proposal, outcome: ProposalOutcome) -> None:
         import optuna
 
         state = optuna.trial.TrialState
