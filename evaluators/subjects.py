@@ -8,8 +8,10 @@ A subject generates images for a list of seeds and conditions with a plan applie
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,7 +77,21 @@ class Subject(ABC):
         return None
 
 
-class DigitsSubject(Subject):
+class DigitsAccuracy:
+    """Class accuracy read by the shipped digits classifier (the shipped generators' subjects)."""
+
+    _classifier: torch.nn.Module | None = None
+
+    def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
+        if self._classifier is None:
+            from evaluators.zoo import shipped_classifier
+
+            self._classifier = shipped_classifier()
+        labels = torch.tensor(list(conditions), dtype=torch.long)
+        return float(self._classifier.accuracy(images * 2.0 - 1.0, labels))
+
+
+class DigitsSubject(DigitsAccuracy, Subject):
     """A shipped digits generator, sampled with edgediff's DDIM loop (conditional half first)."""
 
     conditioning = "class"
@@ -96,18 +112,10 @@ class DigitsSubject(Subject):
                              plan.num_steps, plan.sampling.guidance_scale, on_step)
         return to_unit(images)
 
-    def class_accuracy(self, images: torch.Tensor, conditions: Sequence[Condition]) -> float | None:
-        if self._classifier is None:
-            from evaluators.zoo import shipped_classifier
-
-            self._classifier = shipped_classifier()
-        labels = torch.tensor(list(conditions), dtype=torch.long)
-        return float(self._classifier.accuracy(images * 2.0 - 1.0, labels))
-
 
 class PipelineSubject(Subject):
-    """A diffusers pipeline: DiTPipeline (class labels), PixArt / Stable Diffusion (prompts),
-    DDIMPipeline (unconditional; a DDPMPipeline is sampled as DDIM)."""
+    """A diffusers pipeline: DiTPipeline or DigitsFluxPipeline (class labels), PixArt / Stable
+    Diffusion (prompts), DDIMPipeline (unconditional; a DDPMPipeline is sampled as DDIM)."""
 
     def __init__(self, name: str, pipeline: Any) -> None:
         self.name = name
@@ -117,6 +125,9 @@ class PipelineSubject(Subject):
         if kind == "DiTPipeline":
             self.conditioning = "class"
             self.num_classes = int(self.denoiser.config.num_embeds_ada_norm)
+        elif kind == "DigitsFluxPipeline":
+            self.conditioning = "class"
+            self.num_classes = int(self.pipeline.text_encoder.config.num_classes)
         elif hasattr(self.pipeline, "encode_prompt"):
             self.conditioning = "prompt"
         else:
@@ -140,6 +151,10 @@ class PipelineSubject(Subject):
         return images.permute(0, 3, 1, 2).float().clamp(0.0, 1.0)
 
 
+class DigitsFluxSubject(DigitsAccuracy, PipelineSubject):
+    """digits-flux: its DigitsFluxPipeline (FLUX's sampling), class accuracy by the classifier."""
+
+
 def _as_ddim(pipeline: Any) -> Any:
     """Plans are measured with DDIM: a DDPMPipeline becomes a DDIMPipeline on the same U-Net."""
     if type(pipeline).__name__ != "DDPMPipeline":
@@ -157,6 +172,10 @@ def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
     if entry.model_class and entry.kind == "classifier":
         raise ModelLoadError(f"'{name}' is a classifier, not a generator: evaluate one of the "
                              "generators ('edgediff models' lists them)")
+    if entry.is_flux and _is_digits_flux(entry.source):
+        from evaluators.zoo.flux_pipeline import load_flux_pipeline
+
+        return DigitsFluxSubject(name, load_flux_pipeline(name, device))
     if entry.shipped and name in SHIPPED:
         return DigitsSubject(name, load_model(name, device), load_scheduler(name))
     from diffusers import DiffusionPipeline
@@ -170,3 +189,11 @@ def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
             "the model hub, download the repository where it can and pass the local folder"
         ) from err
     return PipelineSubject(name, pipeline.to(device))
+
+
+def _is_digits_flux(source: str) -> bool:
+    """A folder laid out like digits-flux: its text encoder is the learned digit prompts."""
+    config = Path(source) / "text_encoder" / "config.json"
+    if not config.is_file():
+        return False
+    return json.loads(config.read_text()).get("_class_name") == "DigitsPromptEncoder"

@@ -27,6 +27,7 @@ _MODEL_CLASSES = {
     "DiTTransformer2DModel": "dit",
     "PixArtTransformer2DModel": "dit",
     "UNet2DModel": "unet",
+    "FluxTransformer2DModel": "dit",  # every transformer lists as "dit"
     "UNet2DConditionModel": "unet",
     "DigitsClassifier": "classifier",
 }
@@ -62,6 +63,11 @@ class ModelEntry:
     def kind(self) -> ModelKind:
         return _MODEL_CLASSES[self.model_class]  # type: ignore[return-value]
 
+    @property
+    def is_flux(self) -> bool:
+        """A FLUX-family transformer (sampled by flow matching, not DDIM)."""
+        return self.model_class == "FluxTransformer2DModel"
+
 
 def _shipped(name: str, model_class: str, subfolder: str | None, description: str) -> ModelEntry:
     sched = "scheduler" if subfolder else None
@@ -81,6 +87,8 @@ REGISTRY: dict[str, ModelEntry] = {
                  "class-conditional DiT, 16x16 digits, patch 1 (256 tokens), 8 layers, CFG"),
         _shipped("digits-unet", "UNet2DModel", "unet",
                  "class-conditional U-Net, 16x16 digits, 3 levels, 9 skip branches, CFG"),
+        _shipped("digits-flux", "FluxTransformer2DModel", "transformer",
+                 "FLUX-family MMDiT, 16x16 digits packed 2x2 (64 tokens), 2+6 blocks, flow, CFG"),
         _shipped("digits-classifier", "DigitsClassifier", None,
                  "digits classifier; its penultimate layer is the embedded default's FID feature"),
         _hub("dit-xl-2-256", "DiTTransformer2DModel", "facebook/DiT-XL-2-256", "transformer",
@@ -178,12 +186,14 @@ def shipped_classifier() -> Any:
 
 
 def load_scheduler(name_or_path: str) -> Any:
-    """The model's scheduler, as a DDIMScheduler (edgediff samples with DDIM)."""
-    from diffusers import DDIMScheduler
+    """The model's scheduler: a DDIMScheduler (edgediff samples DDPM-trained models with DDIM), or
+    a FLUX model's own FlowMatchEulerDiscreteScheduler."""
+    from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
 
     entry = resolve(name_or_path)
+    cls = FlowMatchEulerDiscreteScheduler if entry.is_flux else DDIMScheduler
     try:
-        return DDIMScheduler.from_pretrained(entry.source, subfolder=entry.scheduler_subfolder)
+        return cls.from_pretrained(entry.source, subfolder=entry.scheduler_subfolder)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(entry, err)) from err
 

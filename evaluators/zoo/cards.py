@@ -25,6 +25,23 @@ _SUMMARY = {
         "(conv_in, then every resnet and downsampler) are DeepCache branches 0..8. Class 10 is the "
         "null class for classifier-free guidance."
     ),
+    "digits-flux": (
+        "A class-conditional FLUX-family transformer (`diffusers.FluxTransformer2DModel`): 2 "
+        "dual-stream (MMDiT) blocks then 6 single-stream blocks, 4 heads of 16 channels, rotary "
+        "positions over the image grid (ids (0, row, col)) and the prompt tokens (ids 0). The 16×16 "
+        "image is its own latent (no VAE), packed into 2×2 patches as FLUX packs its latent: 64 image "
+        "tokens of 4 channels beside 4 prompt tokens. Patch-1 pixels would give 256 tokens but four "
+        "times the training cost; 64 is FLUX's own packing and still a grid on which a window or a "
+        "per-token cache covers only part of the image. The \"text encoder\" is a learned table "
+        "(`text_encoder/`, `DigitsPromptEncoder`): 4 tokens of 64 channels and a 64-wide pooled "
+        "vector per digit, and a null prompt (row 10), trained with the transformer. Objective: "
+        "rectified flow (velocity, logit-normal noise levels as in SD3 and FLUX) with 10% label "
+        "dropout. Sampling: `FlowMatchEulerDiscreteScheduler` (shift 1) and real classifier-free "
+        "guidance, FluxPipeline's `true_cfg_scale` with the null prompt as the negative prompt "
+        "(`guidance_embeds=False`). FLUX-dev instead distils guidance into an input embedding; that "
+        "needs a trained teacher and a second training run, and would leave no cond/uncond pair for "
+        "the caches (`cache_context(\"cond\")` / `(\"uncond\")`) and CFG sharing a search acts on."
+    ),
     "digits-classifier": (
         "A small CNN digits classifier. Its penultimate layer (128 features) is the FID feature space "
         "of the embedded default, in the role InceptionV3's pool features play for real images."
@@ -38,6 +55,18 @@ def _load_snippet(name: str, entry: ModelEntry) -> str:
             "from evaluators.zoo import load_model\n"
             f'classifier = load_model("{name}")  # DigitsClassifier.from_pretrained(<this folder>)'
         )
+    if entry.is_flux:
+        return (
+            "from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel\n"
+            "from evaluators.zoo.flux import DigitsPromptEncoder\n"
+            "from evaluators.zoo.flux_pipeline import DigitsFluxPipeline\n"
+            'transformer = FluxTransformer2DModel.from_pretrained(FOLDER, subfolder="transformer")\n'
+            'text_encoder = DigitsPromptEncoder.from_pretrained(FOLDER, subfolder="text_encoder")\n'
+            'scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(FOLDER, subfolder="scheduler")\n'
+            "pipe = DigitsFluxPipeline(transformer, text_encoder, scheduler)\n"
+            "images = pipe(class_labels=[3, 7], num_inference_steps=50, guidance_scale=1.5).images\n"
+            f'# or: evaluators.zoo.flux_pipeline.load_flux_pipeline("{name}")'
+        )
     cls = entry.model_class
     return (
         f"from diffusers import {cls}, DDIMScheduler\n"
@@ -47,7 +76,7 @@ def _load_snippet(name: str, entry: ModelEntry) -> str:
     )
 
 
-def _numbers(name: str, m: dict[str, Any]) -> list[str]:
+def _numbers(name: str, entry: ModelEntry, m: dict[str, Any]) -> list[str]:
     if name == "digits-classifier":
         return [
             f"| held-out accuracy | {m['test_accuracy']:.2%} on {m['test_images']} digits "
@@ -55,11 +84,12 @@ def _numbers(name: str, m: dict[str, Any]) -> list[str]:
             f"| FID floor (real vs real) | {m['real_fid_floor']:.3f}: held-out split vs training "
             "split in this feature space |",
         ]
+    sampler = "flow-matching Euler" if entry.is_flux else "DDIM"
     return [
         f"| FID (digits features) | {m['fid']:.3f}: {m['num_images']} samples vs all 1,797 real "
         "digits |",
         f"| samples classified as the requested digit | {m['class_accuracy']:.2%} |",
-        f"| sampling | DDIM, {m['num_inference_steps']} steps, guidance {m['guidance_scale']}, "
+        f"| sampling | {sampler}, {m['num_inference_steps']} steps, guidance {m['guidance_scale']}, "
         f"seeds {m['seed']}..{m['seed'] + m['num_images'] - 1}, class k % 10 |",
         f"| CPU time per image | {m['seconds_per_image'] * 1000:.1f} ms (whole batch, this machine) |",
     ]
@@ -86,7 +116,7 @@ def render_card(
         "",
         "| measure | value |",
         "| --- | --- |",
-        *_numbers(name, metrics),
+        *_numbers(name, entry, metrics),
         "",
         f"Reproduce: `{metrics['command']}`",
         "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,10 +37,20 @@ def measure_generator(
     name: str, spec: SampleSpec, scorer: FIDScorer, classifier: DigitsClassifier,
     progress: bool = True,
 ) -> tuple[GeneratorQuality, torch.Tensor]:
-    """Generate `spec.num_images` images; return their quality and the images in [0, 1]."""
-    model, scheduler = load_model(name), load_scheduler(name)
-    start = time.perf_counter()
-    images, labels = generate(model, scheduler, spec, progress=progress)
+    """Generate `spec.num_images` images; return their quality and the images in [0, 1].
+
+    The DiT and the U-Net are sampled with edgediff's DDIM loop, digits-flux with its FLUX pipeline
+    (flow-matching Euler steps)."""
+    if REGISTRY[name].is_flux:
+        from evaluators.zoo.flux_pipeline import generate_spec, load_flux_pipeline
+
+        pipe = load_flux_pipeline(name)
+        start = time.perf_counter()
+        images, labels = generate_spec(pipe, spec, progress=progress)
+    else:
+        model, scheduler = load_model(name), load_scheduler(name)
+        start = time.perf_counter()
+        images, labels = generate(model, scheduler, spec, progress=progress)
     seconds = time.perf_counter() - start
     quality = GeneratorQuality(
         model=name,
@@ -56,15 +67,16 @@ def measure_generator(
 
 def sample_shipped(
     spec: SampleSpec, out_dir: Path, classifier: DigitsClassifier | None = None,
-    progress: bool = True,
+    progress: bool = True, names: Sequence[str] = SHIPPED_GENERATORS,
 ) -> list[tuple[GeneratorQuality, Path]]:
-    """Measure every shipped generator under `spec`; save a grid of its first 100 samples."""
+    """Measure the shipped generators `names` under `spec`; save a grid of each one's first 100
+    samples."""
     classifier = classifier or load_model("digits-classifier")
     scorer = digits_fid_scorer(classifier)
     results = []
-    for name in SHIPPED_GENERATORS:
+    for name in names:
         if progress:
-            print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} DDIM steps", flush=True)
+            print(f"{name}: {spec.num_images} images, {spec.num_inference_steps} steps", flush=True)
         quality, images = measure_generator(name, spec, scorer, classifier, progress)
         results.append((quality, save_grid(images[:100], out_dir / f"{name}-samples.png")))
     return results
@@ -78,20 +90,23 @@ def real_fid_floor(classifier: DigitsClassifier, train: Digits, test: Digits) ->
 
 
 def write_zoo_report(
-    spec: SampleSpec, images_dir: Path, command: str, progress: bool = True
+    spec: SampleSpec, images_dir: Path, command: str, progress: bool = True,
+    names: Sequence[str] | None = None,
 ) -> dict[str, object]:
-    """Measure every shipped model, save sample grids, and rewrite each model card."""
+    """Measure the shipped models (all, or the generators `names`: the others keep their numbers),
+    save sample grids, and rewrite their model cards."""
     classifier = load_model("digits-classifier")
-    train, test = train_test_split(load_digits())
-    metrics: dict[str, object] = {
-        "digits-classifier": {
+    metrics: dict[str, object] = {}
+    if names is None:
+        train, test = train_test_split(load_digits())
+        metrics["digits-classifier"] = {
             "test_accuracy": round(classifier.accuracy(test.images, test.labels), 4),
             "test_images": len(test),
             "real_fid_floor": real_fid_floor(classifier, train, test),
             "command": command,
         }
-    }
-    for quality, grid in sample_shipped(spec, images_dir, classifier, progress):
+    chosen = SHIPPED_GENERATORS if names is None else tuple(names)
+    for quality, grid in sample_shipped(spec, images_dir, classifier, progress, chosen):
         metrics[quality.model] = {**asdict(quality), "grid": str(grid), "command": command}
     for name, values in metrics.items():
         folder = Path(REGISTRY[name].source)

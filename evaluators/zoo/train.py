@@ -6,18 +6,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from evaluators.data import IMAGE_SIZE, NUM_CLASSES, load_digits, train_test_split
-from evaluators.zoo import WEIGHTS_DIR
+from evaluators.zoo import WEIGHTS_DIR, flux
 from evaluators.zoo.classifier import DigitsClassifier
 
 NUM_TRAIN_TIMESTEPS = 1000
@@ -63,7 +66,66 @@ def build_unet() -> torch.nn.Module:
     )
 
 
-GENERATORS = {"digits-dit": (build_dit, "transformer"), "digits-unet": (build_unet, "unet")}
+@functools.cache
+def _ddpm() -> Any:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2")
+
+
+def _epsilon_loss(model: torch.nn.Module, x0: torch.Tensor, labels: torch.Tensor,
+                  gen: torch.Generator) -> torch.Tensor:
+    """DDPM's loss: predict the noise added at a uniform timestep (cosine schedule)."""
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (x0.shape[0],), generator=gen)
+    pred = model(_ddpm().add_noise(x0, noise, t), t, class_labels=labels).sample
+    return F.mse_loss(pred[:, : x0.shape[1]], noise)
+
+
+def _save_ddim(subfolder: str) -> Callable[[torch.nn.Module, Path], None]:
+    def save(model: torch.nn.Module, out_dir: Path) -> None:
+        from diffusers import DDIMScheduler
+
+        model.save_pretrained(out_dir / subfolder)
+        DDIMScheduler.from_config(_ddpm().config).save_pretrained(out_dir / "scheduler")
+
+    return save
+
+
+def _save_flux(model: torch.nn.Module, out_dir: Path) -> None:
+    model.transformer.save_pretrained(out_dir / "transformer")
+    model.text_encoder.save_pretrained(out_dir / "text_encoder")
+    flux.build_scheduler().save_pretrained(out_dir / "scheduler")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one generator is built, trained and saved.
+
+    Attributes:
+        build: a fresh untrained model.
+        loss: (model, x0, labels after dropout, generator) to the training loss of one batch.
+        save: writes a model (the EMA snapshot) into its folder, with its scheduler.
+        drops_labels_itself: the model replaces labels by the null class in training mode itself
+            (diffusers' DiT label embedding does), so the loop must not.
+        extra: what training.json records about the objective.
+    """
+
+    build: Callable[[], torch.nn.Module]
+    loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+    save: Callable[[torch.nn.Module, Path], None]
+    drops_labels_itself: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+_DDPM_EXTRA = {"noise_schedule": "squaredcos_cap_v2"}
+GENERATORS: dict[str, Recipe] = {
+    "digits-dit": Recipe(build_dit, _epsilon_loss, _save_ddim("transformer"), True, _DDPM_EXTRA),
+    "digits-unet": Recipe(build_unet, _epsilon_loss, _save_ddim("unet"), False, _DDPM_EXTRA),
+    "digits-flux": Recipe(flux.FluxDigits, flux.flow_matching_loss, _save_flux, False,
+                          {"objective": "rectified flow (velocity), logit-normal sigma",
+                           "scheduler": "FlowMatchEulerDiscreteScheduler, shift 1"}),
+}
 
 
 @dataclass
@@ -113,25 +175,19 @@ def train_generator(
     save_every: int = 500,
     command: str = "",
 ) -> TrainingRecord:
-    """Train a class-conditional epsilon-prediction diffusion model on all digits.
+    """Train a class-conditional diffusion model (its recipe's objective) on all digits.
 
-    Labels are replaced by the null class with probability LABEL_DROPOUT (diffusers' DiT label
-    embedding does this itself in training mode), so classifier-free guidance works at sampling.
-    Weights saved are the exponential moving average of the parameters.
+    Labels are replaced by the null class with probability LABEL_DROPOUT, so classifier-free
+    guidance works at sampling. Weights saved are the exponential moving average of the parameters.
     """
-    from diffusers import DDIMScheduler, DDPMScheduler
     from diffusers.training_utils import EMAModel
 
-    build, subfolder = GENERATORS[name]
+    recipe = GENERATORS[name]
     out_dir = Path(out_dir or WEIGHTS_DIR / name)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     data = load_digits()
-    model = build().train()
-    drops_itself = hasattr(model, "transformer_blocks")  # DiT's LabelEmbedding drops labels itself
-    noise_sched = DDPMScheduler(
-        num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2"
-    )
+    model = recipe.build().train()
     opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     warmup = min(200, iterations // 10 + 1)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
@@ -140,23 +196,19 @@ def train_generator(
     ema = EMAModel(model.parameters(), decay=0.999, use_ema_warmup=True, power=2 / 3)
 
     def save() -> None:
-        snapshot = build()
+        snapshot = recipe.build()
         snapshot.load_state_dict(model.state_dict())
         ema.copy_to(snapshot.parameters())
-        snapshot.save_pretrained(out_dir / subfolder)
-        DDIMScheduler.from_config(noise_sched.config).save_pretrained(out_dir / "scheduler")
+        recipe.save(snapshot, out_dir)
 
     start, losses = time.time(), []
     bar = tqdm(range(iterations), desc=f"train {name}", mininterval=5)
     for it in bar:
         idx = torch.randint(0, len(data), (batch_size,), generator=gen)
         x0, labels = data.images[idx], data.labels[idx].clone()
-        if not drops_itself:
+        if not recipe.drops_labels_itself:
             labels[torch.rand(batch_size, generator=gen) < LABEL_DROPOUT] = NUM_CLASSES
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (batch_size,), generator=gen)
-        pred = model(noise_sched.add_noise(x0, noise, t), t, class_labels=labels).sample
-        loss = F.mse_loss(pred[:, : x0.shape[1]], noise)
+        loss = recipe.loss(model, x0, labels, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -173,8 +225,8 @@ def train_generator(
         model=name, command=command, seed=seed, iterations=iterations, batch_size=batch_size,
         learning_rate=learning_rate, train_images=len(data), seconds=round(time.time() - start, 1),
         final_loss=_mean_tail(losses, 200),
-        extra={"noise_schedule": "squaredcos_cap_v2", "ema_decay": 0.999,
-               "label_dropout": LABEL_DROPOUT, "parameters": _parameters(model)},
+        extra={**recipe.extra, "ema_decay": 0.999, "label_dropout": LABEL_DROPOUT,
+               "parameters": _parameters(model)},
     ).save(out_dir)
 
 

@@ -40,3 +40,19 @@ def test_every_shipped_generator_has_a_training_recipe():
     from evaluators.zoo.train import GENERATORS
 
     assert set(GENERATORS) == set(SHIPPED_GENERATORS)
+
+
+def test_flux_training_writes_a_loadable_pipeline_folder(tmp_path):
+    from evaluators.subjects import DigitsFluxSubject, load_subject
+    from evaluators.zoo.flux_pipeline import load_flux_pipeline
+
+    record = train_generator("digits-flux", tmp_path, iterations=2, batch_size=4, save_every=0)
+    assert record.extra["label_dropout"] > 0 and record.final_loss > 0
+    for part in ("transformer", "text_encoder"):
+        assert (tmp_path / part / "diffusion_pytorch_model.safetensors").is_file()
+    pipe = load_flux_pipeline(str(tmp_path))
+    assert pipe.text_encoder.tokens.shape[0] == 11  # ten digits and the null prompt
+    gens = [torch.Generator().manual_seed(0)]
+    images = pipe(class_labels=[3], num_inference_steps=2, generator=gens, output_type="pt").images
+    assert images.shape == (1, 1, 16, 16) and torch.isfinite(images).all()
+    assert isinstance(load_subject(str(tmp_path)), DigitsFluxSubject)

@@ -1,0 +1,114 @@
+"""digits-flux: loads like a FLUX checkpoint, samples the way FluxPipeline does, makes the digits it
+is asked for, and diffusers' own caches install and come off its trained weights exactly."""
+
+import pytest
+import torch
+
+from evaluators.subjects import DigitsFluxSubject, load_subject
+from evaluators.zoo import load_model, load_scheduler
+from evaluators.zoo.flux import image_ids, pack, unpack
+from evaluators.zoo.flux_pipeline import DigitsFluxPipeline, load_flux_pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe() -> DigitsFluxPipeline:
+    return load_flux_pipeline("digits-flux")
+
+
+def _sample(pipe, seeds, labels, steps=6, guidance=1.5):
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    return pipe(class_labels=labels, num_inference_steps=steps, guidance_scale=guidance,
+                generator=gens, output_type="pt").images
+
+
+def test_loads_as_a_flux_transformer_with_dual_and_single_stream_blocks():
+    model = load_model("digits-flux")
+    assert type(model).__name__ == "FluxTransformer2DModel"
+    assert len(model.transformer_blocks) == 2 and len(model.single_transformer_blocks) == 6
+    assert model.config.in_channels == 4 and not model.config.guidance_embeds
+    head_dim = model.config.attention_head_dim
+    assert sum(model.config.axes_dims_rope) == head_dim  # rotary axes cover every head channel
+    assert type(load_scheduler("digits-flux")).__name__ == "FlowMatchEulerDiscreteScheduler"
+
+
+def test_packing_and_ids_are_fluxpipelines():
+    from diffusers import FluxPipeline
+
+    latents = torch.randn(3, 1, 16, 16)
+    packed = pack(latents)
+    assert packed.shape == (3, 64, 4)  # 64 image tokens of one 2x2 patch each
+    assert torch.equal(packed, FluxPipeline._pack_latents(latents, 3, 1, 16, 16))
+    assert torch.equal(unpack(packed, 16, 16), latents)
+    assert torch.equal(image_ids(16, 16, packed),
+                       FluxPipeline._prepare_latent_image_ids(3, 8, 8, "cpu", torch.float32))
+
+
+def test_samples_are_deterministic_and_independent_of_the_batch(pipe):
+    a = _sample(pipe, [5, 6, 7], [1, 2, 3])
+    b = _sample(pipe, [5, 6, 7], [1, 2, 3])
+    assert torch.equal(a, b)
+    alone = _sample(pipe, [6], [2])
+    torch.testing.assert_close(alone[0], a[1], atol=1e-5, rtol=0)
+    assert not torch.allclose(a[0], _sample(pipe, [8], [1])[0])  # another seed, another image
+
+
+def test_samples_are_the_requested_digits_in_few_steps(pipe, classifier):
+    labels = torch.arange(50) % 10
+    images = _sample(pipe, range(2000, 2050), labels, steps=10)
+    assert images.shape == (50, 1, 16, 16) and 0.0 <= images.min() and images.max() <= 1.0
+    assert classifier.accuracy(images * 2.0 - 1.0, labels) >= 0.9
+
+
+def test_guidance_scale_one_runs_only_the_conditional_pass(pipe):
+    calls = []
+    handle = pipe.transformer.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        _sample(pipe, [0], [4], steps=3, guidance=1.0)
+        assert len(calls) == 3
+        _sample(pipe, [0], [4], steps=3, guidance=2.0)
+        assert len(calls) == 3 + 6
+    finally:
+        handle.remove()
+
+
+def _cache_configs():
+    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
+
+    return {
+        "first-block-cache": FirstBlockCacheConfig(threshold=0.5),
+        "taylorseer": TaylorSeerCacheConfig(cache_interval=3, disable_cache_before_step=2),
+    }
+
+
+@pytest.mark.parametrize("technique", list(_cache_configs()))
+def test_diffusers_caches_apply_and_remove_exactly(pipe, technique):
+    model = pipe.transformer
+    # A layer inside the last block runs only when the block really computes (the caches wrap
+    # the block's forward, so a hook on the block itself would fire on cached steps too).
+    inner = model.single_transformer_blocks[-1].proj_out
+    calls = []
+    handle = inner.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        full = _sample(pipe, [1, 2], [3, 8], steps=8)
+        full_calls = len(calls)
+        model.enable_cache(_cache_configs()[technique])
+        try:
+            cached = _sample(pipe, [1, 2], [3, 8], steps=8)
+            cached_calls = len(calls) - full_calls
+        finally:
+            model.disable_cache()
+        restored = _sample(pipe, [1, 2], [3, 8], steps=8)
+    finally:
+        handle.remove()
+    assert cached_calls < full_calls  # the cache skipped the last block on some steps
+    assert not torch.equal(cached, full)
+    assert (cached - full).abs().mean() < 0.1  # an approximation of the image, not noise
+    assert torch.equal(restored, full)
+    assert not model._diffusers_hook.hooks  # nothing left installed
+
+
+def test_the_subject_generates_through_the_pipeline():
+    subject = load_subject("digits-flux")
+    assert isinstance(subject, DigitsFluxSubject)
+    assert subject.conditioning == "class" and subject.num_classes == 10
+    assert type(subject.denoiser).__name__ == "FluxTransformer2DModel"
