@@ -129,6 +129,7 @@ def render_card(
         f"{training['train_images']} training images.",
         f"- Time: {training['seconds'] / 60:.1f} min on {training['torch_threads']} CPU thread(s); "
         f"final loss {training['final_loss']}.",
+        *([f"- Note: {training['note']}"] if training.get("note") else []),
         f"- Parameters: {params:,}; weights {size_kb:.0f} KiB (safetensors).",
         f"- Details: {json.dumps(training['extra'])}",
         "",

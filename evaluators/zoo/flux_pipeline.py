@@ -78,9 +78,10 @@ class DigitsFluxPipeline(DiffusionPipeline):
         num_inference_steps: int = 28,
         guidance_scale: float = 1.5,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        seed: int | None = None,
         height: int | None = None,
         width: int | None = None,
-        output_type: str = "np",
+        output_type: str = "pil",
         return_dict: bool = True,
         callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
     ) -> Any:
@@ -91,14 +92,19 @@ class DigitsFluxPipeline(DiffusionPipeline):
             num_inference_steps: Euler steps, sigmas evenly spaced from 1 down to 1/N.
             guidance_scale: classifier-free guidance scale; 1.0 runs only the conditional pass.
             generator: one generator per image makes image k depend only on its own seed.
-            output_type: "np" (N, H, W, 1) in [0, 1], "pt" (N, 1, H, W) in [0, 1], or "latent"
-                (the packed tokens).
+            seed: instead of `generator`: image k uses seed + k (as DigitsPipeline).
+            output_type: "pil", "np" (N, H, W, 1) in [0, 1], "pt" (N, 1, H, W) in [0, 1], or
+                "latent" (the packed tokens).
             callback_on_step_end: called as `callback(pipe, i, t, {})` after every step.
         """
         device = self.transformer.device
         labels = torch.as_tensor(list(class_labels) if not torch.is_tensor(class_labels)
                                  else class_labels, dtype=torch.long)
         n = int(labels.shape[0])
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise ValueError(f"output_type '{output_type}': use pil, np, pt or latent")
+        if generator is None and seed is not None:
+            generator = [torch.Generator(device).manual_seed(seed + k) for k in range(n)]
         height, width = height or self.default_sample_size, width or self.default_sample_size
         channels = self.transformer.config.in_channels // 4
         noise = randn_tensor((n, channels, height, width), generator=generator, device=device)
@@ -125,8 +131,10 @@ class DigitsFluxPipeline(DiffusionPipeline):
             images = latents
         else:
             images = to_unit(unpack(latents, height, width).clamp(-1.0, 1.0)).cpu()
-            if output_type == "np":
+            if output_type != "pt":
                 images = images.permute(0, 2, 3, 1).numpy()
+            if output_type == "pil":
+                images = self.numpy_to_pil(images)
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)

@@ -59,14 +59,20 @@ class DigitsPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=array if output_type == "np" else self.numpy_to_pil(array))
 
 
-def load_pipeline(name: str, device: str | torch.device = "cpu") -> DigitsPipeline:
-    """The pipeline of a shipped generator (`digits-dit`, `digits-unet`) with its DDIM scheduler."""
+def load_pipeline(name: str, device: str | torch.device = "cpu") -> Any:
+    """The pipeline of a shipped generator: DigitsPipeline with its DDIM scheduler for `digits-dit`
+    and `digits-unet`; for `digits-flux` its FLUX-style DigitsFluxPipeline (flow-matching Euler,
+    packed latents), which takes the same `class_labels`, `num_inference_steps`, `guidance_scale`."""
     from evaluators.zoo import REGISTRY, SHIPPED_GENERATORS, load_model, load_scheduler
 
     if name not in SHIPPED_GENERATORS:
         raise ValueError(f"'{name}' is not a shipped generator: use one of "
                          f"{', '.join(SHIPPED_GENERATORS)} (real checkpoints have their own "
                          "diffusers pipelines)")
+    if REGISTRY[name].is_flux:
+        from evaluators.zoo.flux_pipeline import load_flux_pipeline
+
+        return load_flux_pipeline(name, device)
     model = load_model(name, device)
     role = "transformer" if REGISTRY[name].kind == "dit" else "unet"
     return DigitsPipeline(load_scheduler(name), **{role: model})

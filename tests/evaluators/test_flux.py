@@ -49,6 +49,8 @@ def test_samples_are_deterministic_and_independent_of_the_batch(pipe):
     assert torch.equal(a, b)
     alone = _sample(pipe, [6], [2])
     torch.testing.assert_close(alone[0], a[1], atol=1e-5, rtol=0)
+    by_seed = pipe(class_labels=[1, 2, 3], num_inference_steps=6, seed=5, output_type="pt").images
+    assert torch.equal(by_seed, a)  # seed=s is one generator per image, s + k
     assert not torch.allclose(a[0], _sample(pipe, [8], [1])[0])  # another seed, another image
 
 
@@ -83,9 +85,9 @@ def _cache_configs():
 @pytest.mark.parametrize("technique", list(_cache_configs()))
 def test_diffusers_caches_apply_and_remove_exactly(pipe, technique):
     model = pipe.transformer
-    # A layer inside the last block runs only when the block really computes (the caches wrap
-    # the block's forward, so a hook on the block itself would fire on cached steps too).
-    inner = model.single_transformer_blocks[-1].proj_out
+    # A layer inside the last block's attention runs only when it really computes (the caches
+    # wrap the block's or the attention's forward, so a hook on those would fire when cached too).
+    inner = model.single_transformer_blocks[-1].attn.to_q
     calls = []
     handle = inner.register_forward_hook(lambda *a: calls.append(1))
     try:
@@ -107,7 +109,16 @@ def test_diffusers_caches_apply_and_remove_exactly(pipe, technique):
     assert not model._diffusers_hook.hooks  # nothing left installed
 
 
-def test_the_subject_generates_through_the_pipeline():
+def test_the_shipped_pipeline_loader_gives_the_flux_pipeline():
+    from evaluators.zoo.pipeline import load_pipeline
+
+    pipe = load_pipeline("digits-flux")
+    assert isinstance(pipe, DigitsFluxPipeline)
+    images = pipe(class_labels=[0, 9], num_inference_steps=2).images  # PIL, as FluxPipeline
+    assert len(images) == 2 and images[0].size == (16, 16)
+
+
+def test_the_subject_is_the_flux_pipeline():
     subject = load_subject("digits-flux")
     assert isinstance(subject, DigitsFluxSubject)
     assert subject.conditioning == "class" and subject.num_classes == 10
