@@ -73,7 +73,7 @@ def test_local_directory_loads_like_a_hub_repository(tmp_path):
 def test_bad_directories_are_refused_with_the_fix(tmp_path):
     with pytest.raises(ModelLoadError, match="no model found.*config.json"):
         resolve(str(tmp_path))
-    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "FluxTransformer2DModel"}))
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UVit2DModel"}))
     with pytest.raises(ModelLoadError, match="not supported"):
         resolve(str(tmp_path))
 
