@@ -33,6 +33,7 @@ import torch
 from bench_tables import markdown_table
 
 from evaluators.cost import MacCount, _ditfastattn_convention, count_macs
+from evaluators.families import facts_of
 from evaluators.plan import Plan
 from evaluators.templates import uniform_plan
 from evaluators.zoo.configs import PUBLISHED, build_on_meta
@@ -86,8 +87,9 @@ def pixels_and_tokens(model: torch.nn.Module) -> tuple[int, int | None]:
     cfg = model.config
     if type(model).__name__ == "UNet2DModel":
         return cfg.sample_size, None
-    if hasattr(model, "transformer_blocks"):
-        return cfg.sample_size * 8, (cfg.sample_size // cfg.patch_size) ** 2
+    facts = facts_of(model)
+    if facts.denoiser == "transformer":
+        return cfg.sample_size * 8, facts.num_tokens
     return cfg.sample_size * 8, None
 
 
@@ -133,7 +135,7 @@ def count_model(name: str, steps: int, guidance: float | None) -> tuple[ModelRow
         plan = attention_kind_plan(name, model, kind, steps, g, window)
         c = count_macs(model, plan, **kw)
         # The same as count_macs(..., convention="ditfastattn") without a second pass on meta.
-        ref = _ditfastattn_convention(c, model, plan, c.batch)
+        ref = _ditfastattn_convention(c, facts_of(model), plan, c.batch)
         ex_attn, ref_attn = self_attention(c), self_attention(ref)
         plans.append(PlanRow(name, f"{kind} (window {window})", c.per_image / G, c.per_image / steps / G,
                              full.per_image / c.per_image, ex_attn / G, ref_attn / G,

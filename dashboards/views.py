@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
-from evaluators.plan import ATTENTION_METHODS, Plan
+from evaluators.plan import Plan
 from search.methods import method_rank
 from storage import (
     FULL_METHOD,
@@ -207,28 +207,21 @@ def plan_json_text(store: Store, name: str, plan: str) -> tuple[str, str]:
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
-    """What the plan changes, in a few named values."""
-    sampling = plan.sampling
-    out: dict[str, Any] = {
-        "model": plan.model.name, "model_class": plan.model.model_class,
-        "steps": sampling.num_inference_steps, "guidance_scale": sampling.guidance_scale,
-        "scheduler": sampling.scheduler,
-        "spacing": sampling.spacing if sampling.gamma is None else f"{sampling.spacing} {sampling.gamma:g}",
-    }
-    if plan.deepcache is not None:
-        cache = plan.deepcache
-        out["deepcache"] = (f"branch {cache.branch}, 1:{cache.interval} {cache.schedule}"
-                            + (f" (center {cache.center}, power {cache.power:g})"
-                               if cache.schedule == "nonuniform" else ""))
-    if plan.depth_skip is not None:
-        out["depth_skip"] = f"{plan.depth_skip.drop_levels} deepest level(s) dropped"
-    if plan.attention is not None:
-        attention = plan.attention
-        cells = [m for row in attention.methods for m in row]
-        out["attention"] = ", ".join(f"{m} {cells.count(m) / len(cells):.0%}"
-                                     for m in ATTENTION_METHODS if cells.count(m))
-        out["window"] = f"{attention.window_left} left, {attention.window_right} right"
+    """What the plan changes, in a few named values (each section says its own)."""
+    out: dict[str, Any] = {"model": plan.model.name, "model_class": plan.model.model_class,
+                           **plan.sampling.summary()}
+    for section in plan.sections:
+        out.update(section.summary())
     return out
+
+
+def _schedule_base(steps: int) -> dict[str, Any]:
+    return {"branch": None, "row": ["full"] * steps, "depth_skip": None,
+            "legend": ["full", "partial"]}
+
+
+# The two kinds of technique map; a section draws into the one its class names (`view`).
+_MAP_BASES = {"attention": lambda steps: {}, "schedule": _schedule_base}
 
 
 def technique_map(plan: Plan) -> dict[str, Any]:
@@ -236,22 +229,17 @@ def technique_map(plan: Plan) -> dict[str, Any]:
 
     kind "attention": `methods[layer][step]`; kind "schedule": `row[step]`, "full" where the step
     runs the whole network and "partial" where it runs only the shallow part (DeepCache, cache
-    `branch`), and `depth_skip` (levels dropped at every step, or None).
+    `branch`), and `depth_skip` (levels dropped at every step, or None). Each section adds its
+    entries (`Technique.timeline`); a plan with a heatmap section is drawn as the heatmap.
     """
     steps = plan.num_steps
-    if plan.attention is not None:
-        return {"kind": "attention", "steps": steps, "layers": plan.attention.num_layers,
-                "methods": [list(row) for row in plan.attention.methods],
-                "legend": list(ATTENTION_METHODS)}
-    full_steps = set(range(steps))
-    branch = None
-    if plan.deepcache is not None and plan.deepcache.interval > 1:
-        full_steps = set(plan.deepcache.full_step_indices(steps))
-        branch = plan.deepcache.branch
-    return {"kind": "schedule", "steps": steps, "branch": branch,
-            "row": ["full" if s in full_steps else "partial" for s in range(steps)],
-            "depth_skip": None if plan.depth_skip is None else plan.depth_skip.drop_levels,
-            "legend": ["full", "partial"]}
+    kinds = {type(section).view for section in plan.sections}
+    kind = "attention" if "attention" in kinds else "schedule"
+    out: dict[str, Any] = {"kind": kind, "steps": steps, **_MAP_BASES[kind](steps)}
+    for section in plan.sections:
+        if type(section).view == kind:
+            out.update(section.timeline(steps))
+    return out
 
 
 def point_dict(point: Point, full: Point | None) -> dict[str, Any]:

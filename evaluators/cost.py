@@ -29,8 +29,9 @@ from diffusers.models.attention_processor import Attention
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from evaluators.families import ModelFacts, facts_of
 from evaluators.footprint import Footprint, ParameterUse
-from evaluators.plan import FULL_METHODS, SHARES_CFG, Plan, PlanError, full_plan, residual_needed
+from evaluators.plan import Plan, PlanError
 from evaluators.runtime import apply_plan, model_ref, plan_scheduler
 from evaluators.runtime.attention import self_attention_layers
 
@@ -89,37 +90,6 @@ class MacCount:
         return out
 
 
-def _model_inputs(model: torch.nn.Module, batch: int, device: torch.device,
-                  text_tokens: int) -> dict[str, Any]:
-    """Random inputs of the right shapes for one denoiser call (timestep filled in later)."""
-    cfg = model.config
-    cls = type(model).__name__
-    size = cfg.sample_size
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    sample = torch.randn(batch, cfg.in_channels, h, w, device=device)
-    inputs: dict[str, Any] = {}
-    if cls in ("UNet2DModel", "UNet2DConditionModel"):
-        inputs["sample"] = sample
-        if cls == "UNet2DConditionModel":
-            inputs["encoder_hidden_states"] = torch.randn(batch, 77, cfg.cross_attention_dim,
-                                                          device=device)
-        if getattr(cfg, "num_class_embeds", None):
-            inputs["class_labels"] = torch.zeros(batch, dtype=torch.long, device=device)
-        return inputs
-    inputs["hidden_states"] = sample
-    if getattr(cfg, "caption_channels", None):  # PixArt-style text conditioning
-        inputs["encoder_hidden_states"] = torch.randn(batch, text_tokens, cfg.caption_channels,
-                                                      device=device)
-        added = {"resolution": None, "aspect_ratio": None}
-        if getattr(model, "use_additional_conditions", False):
-            added = {"resolution": torch.ones(batch, 2, device=device) * h * 8,
-                     "aspect_ratio": torch.ones(batch, 1, device=device)}
-        inputs["added_cond_kwargs"] = added
-    else:
-        inputs["class_labels"] = torch.zeros(batch, dtype=torch.long, device=device)
-    return inputs
-
-
 def meta_twin(model: torch.nn.Module) -> torch.nn.Module:
     """The same architecture on the `meta` device (no weights, no memory)."""
     with torch.device("meta"):
@@ -160,18 +130,16 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     """
     if convention not in ("executed", "ditfastattn"):
         raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
+    facts = facts_of(model)
     if plan is None:
-        n_layers = None
-        if hasattr(model, "transformer_blocks"):
-            n_layers = len(self_attention_layers(model))
-        plan = full_plan(model_ref(model, "model"), num_inference_steps, guidance_scale, n_layers)
+        plan = facts.full_plan(model_ref(model, "model"), num_inference_steps, guidance_scale)
     device = torch.device(device)
     if device.type == "meta":
         twin = model if _on_meta(model) else meta_twin(model)
     else:
         twin = model
     batch = num_images * (2 if plan.sampling.guidance_scale > 1 else 1)
-    inputs = _model_inputs(twin, batch, device, text_tokens)
+    inputs = facts.family.dummy_inputs(twin, batch, device, text_tokens)
     attention_keys = {f"{type(twin).__name__}.{name}" for name, m in twin.named_modules()
                       if isinstance(m, Attention)}
     self_keys: list[str] = []
@@ -198,7 +166,7 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer,
                       use.footprint(twin, dtypes))
     if convention == "ditfastattn":
-        result = _ditfastattn_convention(result, twin, plan, batch)
+        result = _ditfastattn_convention(result, facts, plan, batch)
     return result
 
 
@@ -213,33 +181,16 @@ def _default_scheduler() -> Any:
     return DDIMScheduler()
 
 
-def _ditfastattn_convention(count: MacCount, model: torch.nn.Module, plan: Plan,
+def _ditfastattn_convention(count: MacCount, facts: ModelFacts, plan: Plan,
                             batch: int) -> MacCount:
+    """Self-attention recharged by the attention section's rule (`AttentionPlan.ditfastattn_macs`)."""
     if plan.attention is None:
         return replace(count, convention="ditfastattn")
-    cfg = model.config
-    size = cfg.sample_size
-    n = (size // cfg.patch_size) ** 2 if isinstance(size, int) else 0
-    dim = cfg.num_attention_heads * cfg.attention_head_dim
-    ws = plan.attention.window_right - plan.attention.window_left
-    base = batch * n * n * dim  # one of the two products (scores, weighted sum)
     per_step, by_type, per_layer = [], [], []
     for step, (total, types, layers) in enumerate(zip(count.per_step, count.per_step_by_type,
                                                       count.per_layer_attention, strict=True)):
-        charged = []
-        for row in plan.attention.methods:
-            method = row[step]
-            extra = 1 + ws / n if residual_needed(row, step) else 1.0
-            if method == "ast":
-                share = 0.0
-            elif method in FULL_METHODS:
-                share = extra
-            else:  # wars, wars+asc
-                share = ws / n
-            if method in SHARES_CFG:  # one CFG half computed: both products halve
-                share /= 2
-            qk = kv = base * share
-            charged.append(int(qk + kv))
+        charged = plan.attention.ditfastattn_macs(step, batch, facts.num_tokens or 0,
+                                                  facts.hidden_dim or 0)
         delta = sum(charged) - sum(layers)
         per_step.append(total + delta)
         by_type.append(dict(types, attention=types["attention"] + delta))

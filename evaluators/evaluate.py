@@ -38,13 +38,13 @@ from torch import nn
 from evaluators import references
 from evaluators.cost import count_macs
 from evaluators.errors import UnusableImagesError
+from evaluators.families import facts_of
 from evaluators.identity import environment, feature_digest, measurement_hash
 from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
-from evaluators.plan import Plan, full_plan
+from evaluators.plan import Plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
 from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
-from evaluators.runtime.attention import self_attention_layers
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
 from evaluators.subjects import Subject, load_subject
 
@@ -88,11 +88,8 @@ class Evaluator:
         self._scorer: FIDScorer | None = None
         self._warm = False
         self._macs: dict[str, tuple[int, dict[str, Any]]] = {}
-        n_layers = None
-        if hasattr(self.denoiser, "transformer_blocks"):
-            n_layers = len(self_attention_layers(self.denoiser))
-        self.full_plan = full_plan(model_ref(self.denoiser, model), spec.num_inference_steps,
-                                   spec.guidance_scale, n_layers)
+        self.full_plan = facts_of(self.denoiser).full_plan(
+            model_ref(self.denoiser, model), spec.num_inference_steps, spec.guidance_scale)
         self.spec_hash = measurement_hash(model, spec, self.full_plan.model.fingerprint,
                                           self.denoiser, feature=feature,
                                           reference_images=reference_images)

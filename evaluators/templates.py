@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from evaluators.families import facts_of
 from evaluators.plan import Plan, PlanError
 from evaluators.runtime import check_plan_fits, model_ref
 
@@ -31,19 +32,17 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
     }
     if gamma is not None:
         data["sampling"].update(spacing="gamma", gamma=gamma)
-    is_transformer = hasattr(model, "transformer_blocks")
-    if is_transformer:
+    facts = facts_of(model)
+    if facts.denoiser == "transformer":
         if deepcache_branch is not None or drop_levels is not None:
             raise PlanError(f"DeepCache and depth-skip are U-Net techniques; '{name}' is a "
                             "transformer: use --attention")
-        from evaluators.runtime.attention import self_attention_layers
-
         if attention is not None and not 1 <= from_step < steps:
             raise PlanError(f"--from-step {from_step} is out of range: give 1 to {steps - 1} "
                             f"(step 0 is always full; the plan has {steps} steps)")
         method = attention or "full"
         row = ["full" if t < from_step else method for t in range(steps)]
-        data["attention"] = {"methods": [row] * len(self_attention_layers(model))}
+        data["attention"] = {"methods": [row] * (facts.num_layers or 0)}
         if window is not None:
             data["attention"]["window"] = {"left": window, "right": window}
     else:

@@ -36,14 +36,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from evaluators.families import FAMILIES, facts_of
 from evaluators.plan import SHARES_CFG, WINDOW_METHODS, AttentionPlan, Plan, PlanError
 from evaluators.quality import ditfastattn_loss
-from evaluators.runtime.attention import (
-    SUPPORTED_TRANSFORMERS,
-    AttentionRuntime,
-    attention_runtime,
-    self_attention_layers,
-)
+from evaluators.runtime.attention import AttentionRuntime, attention_runtime
 from evaluators.subjects import Condition, Subject
 
 DEFAULT_DELTAS: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15)  # the published sweep
@@ -81,8 +77,9 @@ def greedy_plan(subject: Subject, base: Plan, delta: float, *,
     """
     model = subject.denoiser
     _check(subject, base, delta, n_calib)
-    num_layers = len(self_attention_layers(model))
-    window = default_window(_num_tokens(model)) if window is None else window
+    facts = facts_of(model)
+    num_layers = facts.num_layers or 0
+    window = default_window(facts.num_tokens or 0) if window is None else window
     rows = [["full"] * base.num_steps for _ in range(num_layers)]
     # delta 0: the loss is >= 0 and the rule is strict, so no candidate can pass: skip the trials.
     if delta > 0:
@@ -176,17 +173,13 @@ def _sample(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output.sample
 
 
-def _num_tokens(model: torch.nn.Module) -> int:
-    size, patch = model.config.sample_size, model.config.patch_size
-    height, width = (size, size) if isinstance(size, int) else size
-    return (height // patch) * (width // patch)
-
-
 def _check(subject: Subject, base: Plan, delta: float, n_calib: int) -> None:
     kind = type(subject.denoiser).__name__
-    if kind not in SUPPORTED_TRANSFORMERS:
+    family = FAMILIES.get(kind)
+    if family is None or "attention" not in family.techniques:
+        takes = [cls for cls, f in FAMILIES.items() if "attention" in f.techniques]
         raise PlanError(f"greedy_plan: '{subject.name}' is a {kind}; the DiTFastAttn greedy search "
-                        f"needs a diffusion transformer ({', '.join(SUPPORTED_TRANSFORMERS)}), "
+                        f"needs a diffusion transformer ({', '.join(takes)}), "
                         "search U-Nets with DeepCache plans")
     if delta < 0:
         raise PlanError(f"greedy_plan: delta {delta} < 0; use a threshold >= 0 (e.g. 0.05)")

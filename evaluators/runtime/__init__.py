@@ -4,10 +4,11 @@
         images = pipe(...).images          # compressed
     images = pipe(...).images              # the model exactly as before
 
-or `applied = apply_plan(model, plan)` ... `applied.remove()`. Techniques plug in by model class
-in `TECHNIQUES` (U-Nets: DeepCache and depth-skip; transformers: DiTFastAttn attention methods).
-A step clock on the denoiser's forward tells every technique which step is running and clears
-their caches when a new generation starts.
+or `applied = apply_plan(model, plan)` ... `applied.remove()`. The model's family
+(`evaluators/families/`) says which plan sections apply to it; every section the plan holds is
+installed by its technique's installer (`evaluators/techniques/`, named by the section's class), in
+plan-file order. A step clock on the denoiser's forward tells every technique which step is running
+and clears their caches when a new generation starts.
 
 torch.compile: apply the plan, then compile the denoiser (the hooks are traced with it, without a
 graph break; under compile the clock counts calls, so each generation must run the plan's steps);
@@ -17,31 +18,19 @@ a model compiled before `apply_plan` is refused.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from evaluators.families import ModelFacts, facts_of, family_of
 from evaluators.plan import ModelRef, Plan, PlanError, config_fingerprint
-from evaluators.runtime.attention import SUPPORTED_TRANSFORMERS, install_attention_plan
 from evaluators.runtime.clock import RunState, StepClockHook
 from evaluators.runtime.hooks import Installation
 from evaluators.runtime.timesteps import plan_scheduler
-from evaluators.runtime.unet import install_unet_plan
 
-__all__ = ["AppliedPlan", "apply_plan", "check_plan_fits", "model_ref", "plan_scheduler",
-           "TECHNIQUES"]
+__all__ = ["AppliedPlan", "apply_plan", "check_plan_fits", "model_ref", "plan_scheduler"]
 
 CLOCK_HOOK = "edgediff.clock"
-
-Installer = Callable[[torch.nn.Module, Plan, RunState, Installation], Any]
-
-# The one registration point: diffusers model class name -> installer of its techniques.
-TECHNIQUES: dict[str, Installer] = {
-    "UNet2DModel": install_unet_plan,
-    "UNet2DConditionModel": install_unet_plan,
-    **{name: install_attention_plan for name in SUPPORTED_TRANSFORMERS},
-}
 
 
 def model_ref(model: torch.nn.Module, name: str) -> ModelRef:
@@ -50,12 +39,11 @@ def model_ref(model: torch.nn.Module, name: str) -> ModelRef:
     return ModelRef(name, cls, config_fingerprint(cls, model.config))
 
 
-def check_plan_fits(model: torch.nn.Module, plan: Plan) -> None:
-    """Raise PlanError unless `plan` was made for a model of this class and configuration."""
+def check_plan_fits(model: torch.nn.Module, plan: Plan) -> ModelFacts:
+    """Raise PlanError unless `plan` was made for a model of this class and configuration and
+    every section applies to its family; returns the model's facts."""
     cls = type(model).__name__
-    if cls not in TECHNIQUES:
-        raise PlanError(f"{cls} is not supported by edgediff plans: supported models are "
-                        f"{', '.join(TECHNIQUES)}")
+    family = family_of(model)
     if plan.model.model_class != cls:
         raise PlanError(f"plan.model.model_class: the plan is for a {plan.model.model_class} "
                         f"('{plan.model.name}') but the model is a {cls}; use a plan searched "
@@ -66,6 +54,9 @@ def check_plan_fits(model: torch.nn.Module, plan: Plan) -> None:
             raise PlanError(f"plan.model.fingerprint: the plan was found for '{plan.model.name}' "
                             f"(config {plan.model.fingerprint}) but this model's config is "
                             f"{actual}; use a plan searched for this model")
+    facts = facts_of(model)  # a structure plans cannot handle fails here
+    family.check_sections(plan, cls)
+    return facts
 
 
 class AppliedPlan:
@@ -75,7 +66,8 @@ class AppliedPlan:
         plan: the plan.
         model: the denoiser it is installed on.
         state: the step clock (`state.step`, `state.frozen`, `state.reset()`).
-        technique: the technique runtime (UNetRuntime or AttentionRuntime).
+        runtimes: section name -> the runtime its installer returned (UNetRuntime for both
+            `deepcache` and `depth_skip`, AttentionRuntime for `attention`, ...).
     """
 
     def __init__(self, target: Any, model: torch.nn.Module, plan: Plan) -> None:
@@ -85,9 +77,9 @@ class AppliedPlan:
         self._target = target
         self._installation = Installation()
         self._scheduler: Any = None
+        self.runtimes: dict[str, Any] = {}
         try:
-            self.technique = TECHNIQUES[type(model).__name__](
-                model, plan, self.state, self._installation)
+            self._install_sections()
             clock = StepClockHook(self.state, model.forward)
             self._installation.add_hook(model, clock, CLOCK_HOOK)
             if target is not model and hasattr(target, "scheduler"):
@@ -95,6 +87,19 @@ class AppliedPlan:
         except BaseException:
             self._installation.remove()
             raise
+
+    def _install_sections(self) -> None:
+        done: dict[Any, Any] = {}  # installer -> its runtime: shared installers run once
+        for config in self.plan.sections:
+            installer = type(config).load_installer()
+            if installer not in done:
+                done[installer] = installer(self.model, self.plan, self.state, self._installation)
+            self.runtimes[type(config).section] = done[installer]
+
+    @property
+    def technique(self) -> Any:
+        """The runtime of the plan's first section (None for a plan without sections)."""
+        return next(iter(self.runtimes.values()), None)
 
     def _swap_scheduler(self, pipeline: Any) -> None:
         current = pipeline.scheduler

@@ -43,22 +43,13 @@ from evaluators.plan import (
 from evaluators.runtime.clock import RunState
 from evaluators.runtime.hooks import Installation
 
-SUPPORTED_TRANSFORMERS = ("DiTTransformer2DModel", "PixArtTransformer2DModel", "Transformer2DModel")
-
 
 def cond_first(model: torch.nn.Module) -> bool:
-    """Whether the model family's pipeline puts the conditional CFG half first in the batch.
+    """Whether the model family's pipeline puts the conditional CFG half first in the batch (the
+    family's `cfg_order_of`, `evaluators/families/`): DiT (cond, uncond), PixArt (uncond, cond)."""
+    from evaluators.families import family_of
 
-    diffusers' DiTPipeline (and edgediff's own sampling loop) batch (cond, uncond); the PixArt
-    pipelines batch (uncond, cond) (`torch.cat([negative_prompt_embeds, prompt_embeds])`), the
-    reference's `cond_first=False`. PixArt weights may also load as a generic Transformer2DModel
-    with `norm_type="ada_norm_single"`.
-    """
-    cls = type(model).__name__
-    if cls == "PixArtTransformer2DModel":
-        return False
-    return not (cls == "Transformer2DModel"
-                and getattr(model.config, "norm_type", None) == "ada_norm_single")
+    return family_of(model).cfg_order_of(model) == "cond-first"
 
 
 def query_block_size(num_tokens: int) -> int:
@@ -245,13 +236,9 @@ def attention_runtime(model: torch.nn.Module) -> AttentionRuntime | None:
 
 def install_attention_plan(model: torch.nn.Module, plan: Plan, state: RunState,
                            installation: Installation) -> AttentionRuntime:
-    if plan.deepcache is not None or plan.depth_skip is not None:
-        raise PlanError(f"plan.deepcache/depth_skip are for U-Nets; {type(model).__name__} is a "
-                        "transformer: use an attention section")
+    """The `attention` section's installer (`evaluators.techniques.attention`)."""
+    assert plan.attention is not None
     layers = self_attention_layers(model)
-    if plan.attention is None:
-        raise PlanError(f"{type(model).__name__} is a transformer but the plan has no attention "
-                        "section; add one (all 'full' for the uncompressed model)")
     if plan.attention.num_layers != len(layers):
         raise PlanError(f"plan.attention.methods: {plan.attention.num_layers} layers but the model "
                         f"has {len(layers)} self-attention layers; give one row per layer")

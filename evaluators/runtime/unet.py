@@ -259,9 +259,8 @@ class UNetRuntime:
 
 def install_unet_plan(unet: torch.nn.Module, plan: Plan, state: RunState,
                       installation: Installation) -> UNetRuntime:
-    if plan.attention is not None:
-        raise PlanError("plan.attention: attention methods are for transformers; this model is a "
-                        f"{type(unet).__name__}: use a deepcache or depth_skip section")
+    """The installer of both the `deepcache` and the `depth_skip` section: one hook per deep
+    module, which either caches (DeepCache) or drops (depth-skip) it; runs once per plan."""
     runtime = UNetRuntime(unet, plan, state)
     if runtime.branch is not None or runtime.depth is not None:
         runtime.install(unet, installation)

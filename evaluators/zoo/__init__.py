@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from evaluators.errors import EvaluatorError
+from evaluators.families import FAMILIES
 
 if TYPE_CHECKING:  # torch is imported only where a model is loaded, so the CLI starts fast
     import torch
@@ -23,14 +24,12 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 ModelKind = Literal["dit", "unet", "classifier"]
 
-_MODEL_CLASSES = {
-    "DiTTransformer2DModel": "dit",
-    "PixArtTransformer2DModel": "dit",
-    "UNet2DModel": "unet",
-    "FluxTransformer2DModel": "dit",  # every transformer lists as "dit"
-    "UNet2DConditionModel": "unet",
-    "DigitsClassifier": "classifier",
-}
+# The zoo's kinds: every transformer family lists as "dit", every U-Net family as "unet"
+# (`evaluators.families` knows the classes), plus the shipped FID classifier and the models the zoo
+# ships before plans have a family for them (digits-flux).
+_DENOISER_KINDS = {"transformer": "dit", "unet": "unet"}
+_MODEL_CLASSES = {**{cls: _DENOISER_KINDS[family.denoiser] for cls, family in FAMILIES.items()},
+                  "FluxTransformer2DModel": "dit", "DigitsClassifier": "classifier"}
 
 
 class ModelLoadError(EvaluatorError):

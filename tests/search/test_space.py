@@ -68,7 +68,8 @@ def reuses_follow_computed_steps(row) -> bool:
 # --- facts and the step structure ---------------------------------------------------------------
 
 def test_model_facts_of_the_shipped_models(dit, unet):
-    assert model_facts(dit) == {"kind": "transformer", "num_layers": 8, "num_tokens": 256}
+    assert model_facts(dit) == {"kind": "transformer", "num_layers": 8, "num_tokens": 256,
+                                "groups": ["attention"]}
     facts = model_facts(unet)
     assert facts["kind"] == "unet" and facts["num_branches"] == 9 and facts["max_level"] == 2
     derived = skip_levels({"num_branches": 9, "max_level": 2})
