@@ -8,36 +8,36 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dashboards.server import DEFAULT_HOST, DEFAULT_MAX_PLANS, DEFAULT_PORT, DEFAULT_REFRESH_S, DashboardError
+from dashboards.server import DEFAULT_HOST, DEFAULT_MAX_PLANS, DEFAULT_PORT, DEFAULT_REFRESH_S
 from edgediff import __version__, dashboard_cli, search_cli, study_cli
 from edgediff.aliases import add_deprecated
-from edgediff.errors import CliError
+from edgediff.boundary import one_line, run_command
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
-from evaluators.errors import EvaluatorError
-from evaluators.plan import ATTENTION_METHODS
-from evaluators.spec import FEATURES
+from evaluators.plan import ATTENTION_METHODS, MAX_GUIDANCE, MAX_STEPS
+from evaluators.spec import FEATURES, MAX_SEED
 from evaluators.zoo import SHIPPED, SHIPPED_GENERATORS
-from search.errors import SearchError
-from storage import StoreError
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the problem and where to look for the fix."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """A parser of integers >= `low`."""
+def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A parser of integers >= `low` (and <= `high` if given)."""
 
     def parse(text: str) -> int:
+        if len(text) > 40:
+            raise argparse.ArgumentTypeError(f"'{text[:20]}...' is not an integer of a sensible size")
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer >= {low}")
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer {bound}")
         return value
 
     return parse
@@ -45,6 +45,8 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+_seed = _int_at_least(0, MAX_SEED)
+_steps = _int_at_least(1, MAX_STEPS)
 
 
 def _non_negative_float(text: str) -> float:
@@ -76,8 +78,9 @@ def _port(text: str) -> int:
 
 def _guidance(text: str) -> float:
     value = _non_negative_float(text)
-    if value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: guidance is >= 1 (1 = off)")
+    if not 1.0 <= value <= MAX_GUIDANCE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range: guidance is >= 1 (1 = off) and <= {MAX_GUIDANCE:g}")
     return value
 
 
@@ -191,12 +194,12 @@ def cmd_zoo_report(args: argparse.Namespace) -> int:
 
 def _add_sampling_options(p: argparse.ArgumentParser, images: int) -> None:
     p.add_argument("--images", type=_positive_int, default=images, help="images per model")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+    p.add_argument("--steps", type=_steps, default=DEFAULT_STEPS,
                    help="sampling steps (DDIM; flow-matching Euler for digits-flux)")
     p.add_argument(
         "--guidance", type=_guidance, default=DEFAULT_GUIDANCE, help="CFG scale (1 = off)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the first image")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first image")
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
 
 
@@ -233,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=_non_negative_float, default=1e-3, help="peak learning rate")
     p.add_argument("--epochs", type=_positive_int, default=40, help="classifier epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     p.add_argument("--out", help="output folder (default: the shipped weights folder)")
     p.set_defaults(func=cmd_train)
@@ -246,14 +249,14 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="registry name, local folder or hub id")
     add_deprecated(p, "MODEL", "--model", "model_positional")
     p.add_argument("-o", "--out", required=True, help="plan file to write")
-    p.add_argument("--plan-steps", type=_positive_int, default=DEFAULT_STEPS,
+    p.add_argument("--plan-steps", type=_steps, default=DEFAULT_STEPS,
                    help=f"the plan's DDIM steps (default {DEFAULT_STEPS})")
-    add_deprecated(p, "--steps", "--plan-steps", "plan_steps", type=_positive_int)
+    add_deprecated(p, "--steps", "--plan-steps", "plan_steps", type=_steps)
     p.add_argument("--guidance", type=_guidance, default=DEFAULT_GUIDANCE, help="CFG scale")
     p.add_argument("--attention", choices=ATTENTION_METHODS, help="transformers: method per step")
     p.add_argument("--from-step", type=_positive_int, default=1, help="first step using it")
     p.add_argument("--window", type=_positive_int, help="wars window on each side (tokens)")
-    p.add_argument("--deepcache-branch", type=int, help="U-Nets: DeepCache skip branch")
+    p.add_argument("--deepcache-branch", type=_non_negative_int, help="U-Nets: DeepCache skip branch")
     p.add_argument("--interval", type=_positive_int, default=1, help="U-Nets: DeepCache interval")
     p.add_argument("--drop-levels", type=_positive_int, help="U-Nets: depth-skip levels")
     p.add_argument("--gamma", type=_non_negative_float, help="gamma timestep placement exponent")
@@ -284,11 +287,11 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster to join ('auto' or host:port; default: local)")
     p.add_argument("--sampler", choices=("nsga2", "tpe", "gp"), default="nsga2",
                    help="Optuna sampler (default nsga2)")
-    p.add_argument("--sampler-seed", type=int, default=0, help="Optuna sampler seed")
+    p.add_argument("--sampler-seed", type=_seed, default=0, help=f"Optuna sampler seed (0..{MAX_SEED})")
     p.add_argument("--deltas", type=_delta_list,
                    help="greedy thresholds, e.g. 0.05,0.1 (default: the published sweep 0..0.15)")
     p.add_argument("--calib-samples", type=_positive_int, help="greedy calibration samples (8)")
-    p.add_argument("--calib-seed", type=int, help="greedy calibration seed (3)")
+    p.add_argument("--calib-seed", type=_seed, help="greedy calibration seed (3)")
     p.add_argument("--window", type=_positive_int, help="greedy wars window (default tokens/8)")
     _add_spec_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads per worker")
@@ -346,10 +349,11 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
 def _add_spec_options(p: argparse.ArgumentParser) -> None:
     """The evaluation spec of a new study (an existing study keeps its own)."""
     p.add_argument("--images", type=_positive_int, help="images of the full pass (new study: 200)")
-    p.add_argument("--seed", type=int, help="seed of image 0 (new study: 0)")
-    p.add_argument("--steps", type=_positive_int, help="uncompressed model's steps (new study: 50)")
+    p.add_argument("--seed", type=_seed, help="seed of image 0 (new study: 0)")
+    p.add_argument("--steps", type=_steps, help="uncompressed model's steps (new study: 50)")
     p.add_argument("--guidance", type=_guidance, help="uncompressed model's CFG scale (new: 1.5)")
-    p.add_argument("--screen-images", type=int, help="images of the cheap first pass (0 = none)")
+    p.add_argument("--screen-images", type=_non_negative_int,
+                   help="images of the cheap first pass (0 = none)")
     p.add_argument("--screen-min-psnr", type=_non_negative_float,
                    help="PSNR (dB) a plan needs to pass the screen")
     p.add_argument("--classes", type=_class_list, help="class labels to cycle through, e.g. 1,7,9")
@@ -376,14 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0
-    try:
-        return func(args)
-    except (CliError, EvaluatorError, StoreError, SearchError, DashboardError) as err:
-        print(f"edgediff {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edgediff: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.command, func, args)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgediff.errors import CliError
+from edgediff.checks import preflight
 from edgediff.study_cli import (
     POINT_RIGHT,
     given_spec,
@@ -70,15 +70,12 @@ class _Progress:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from evaluators.zoo import resolve
     from search.driver import SearchConfig, run_search
     from storage import Store, find_existing_study
 
+    preflight(args, remote_workers=args.address is not None)  # before Ray starts or the store opens
     study_name = study_name_of(args)  # before any model is loaded or image generated
     out = Path(args.out or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
-    if args.out and not out.parent.is_dir():
-        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another --out")
-    resolve(args.model)  # an unknown model fails here, before Ray starts
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edgediff.checks import preflight
 from edgediff.errors import CliError
 from edgediff.tables import dumps, footprint, giga, number, table
 from storage import (
@@ -32,8 +33,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     name = plan_model(args)
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    preflight(args)  # -o, and --model when given that way
     model = load_model_on_meta(name)  # the config is enough: no weights are read
     plan = uniform_plan(
         name, model, steps=args.plan_steps, guidance_scale=args.guidance, attention=args.attention,
@@ -108,12 +108,17 @@ def study_spec(study: Any, name: str, model: str, given: dict[str, Any]) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Everything that can be wrong with the input is checked before the store is written."""
     from evaluators.evaluate import Evaluator
-    from evaluators.plan import Plan
-    from evaluators.runtime import check_plan_fits
+    from evaluators.plan import MEASURED_SCHEDULER, Plan
+    from evaluators.runtime import check_plan_installs
     from evaluators.zoo import resolve
     from search.evaluation import evaluate_candidate, open_study
 
+    preflight(args)
     plan = Plan.load(args.plan)
+    if plan.sampling.scheduler != MEASURED_SCHEDULER:
+        raise CliError(f"{args.plan} says scheduler {plan.sampling.scheduler}, but edgediff measures "
+                       f"plans with {MEASURED_SCHEDULER}: set \"scheduler\": \"{MEASURED_SCHEDULER}\" "
+                       "(or leave it out)")
     entry = resolve(args.model)
     if entry.model_class and entry.model_class != plan.model.model_class:
         raise CliError(f"{args.plan} is a plan for a {plan.model.model_class} "
@@ -124,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spec = study_spec(existing, study_name, args.model, given_spec(args))
     evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.json)
-    check_plan_fits(evaluator.denoiser, plan)
+    check_plan_installs(evaluator.denoiser, plan)  # every range, before the store is written
     evaluator.subject.conditions(spec, 1)  # a text-to-image model needs prompts
     if existing is None and not args.json:
         print(f"new study '{study_name}': evaluating the uncompressed model first "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.fields import PlanError, drop_none, fail, json_object, string
+from evaluators.jsonread import JSONInputError, dumps_strict, loads_strict
 from evaluators.techniques import SECTIONS, Technique
 from evaluators.techniques.attention import (
     ATTENTION_METHODS,
@@ -46,6 +47,10 @@ __all__ = ["ATTENTION_METHODS", "FULL_METHODS", "PLAN_FORMAT", "PLAN_VERSION", "
 
 PLAN_FORMAT = "edgediff-plan"
 PLAN_VERSION = 1
+MAX_STEPS = 1000  # caps a plan's sampling section, and so the spec of the uncompressed model
+MAX_GUIDANCE = 100.0
+MEASURED_SCHEDULER = "DDIMScheduler"  # what `edgediff evaluate` and `search` sample with
+MAX_PLAN_BYTES = 2_000_000  # a 1,000-step plan of a 28-layer transformer is under 0.5 MB
 
 # Config keys that say nothing about the architecture or the weights' shapes.
 _BOOKKEEPING_KEYS = {"_name_or_path", "_diffusers_version", "_use_default_values", "_commit_hash"}
@@ -140,8 +145,8 @@ class Plan:
 
     def to_json(self, indent: int | None = 1) -> str:
         if indent != 1:
-            return json.dumps(self.to_dict(), indent=indent)
-        return self._once("_json", lambda: json.dumps(self.to_dict(), indent=1))
+            return _strict_json(self.to_dict(), indent)
+        return self._once("_json", lambda: _strict_json(self.to_dict(), 1))
 
     def content_hash(self) -> str:
         """A hash of what the plan does (notes left out): equal plans have equal hashes."""
@@ -161,29 +166,37 @@ class Plan:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(self.to_json() + "\n")
+        text = self.to_json() + "\n"
+        if path.is_dir():
+            raise PlanError(f"'{path}' is a folder: give a plan file name such as {path / 'plan.json'}")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise PlanError(f"cannot write the plan to '{path}' ({err.strerror or err}); "
+                            "choose a writable path") from None
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         """Read and validate a plan file."""
         path = Path(path)
+        if path.is_dir():
+            raise PlanError(f"plan file '{path}' is a folder: give the plan's JSON file")
         try:
-            text = path.read_text()
+            with open(path, "rb") as file:
+                data = file.read(MAX_PLAN_BYTES + 1)  # a huge file is refused without reading it all
         except OSError as err:
             raise PlanError(f"plan file '{path}': cannot read it ({err.strerror or err}); "
-                            "check the path") from err
-        return cls.from_json(text, source=str(path))
+                            "check the path") from None
+        return cls.from_json(data, source=str(path))
 
     @classmethod
-    def from_json(cls, text: str, source: str = "plan") -> Plan:
+    def from_json(cls, text: str | bytes, source: str = "plan") -> Plan:
+        """Parse plan JSON (bytes must be UTF-8): strict JSON only (`evaluators.jsonread`)."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise PlanError(
-                f"{source} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
-                "write plans with Plan.save (see docs/PLANS.md)"
-            ) from err
+            data = loads_strict(text, source, max_bytes=MAX_PLAN_BYTES)
+        except JSONInputError as err:
+            raise PlanError(str(err)) from None
         return cls.from_dict(data)
 
     @classmethod
@@ -203,6 +216,14 @@ def full_plan(model_ref: ModelRef, num_inference_steps: int, guidance_scale: flo
 
 
 # --- validation ----------------------------------------------------------------------------------
+
+def _strict_json(data: dict[str, Any], indent: int | None) -> str:
+    """JSON that `Plan.from_json` reads back: no NaN, Infinity or lone surrogates (else PlanError)."""
+    try:
+        return dumps_strict(data, indent=indent)
+    except JSONInputError as err:
+        raise PlanError(f"plan: {err}") from None
+
 
 def _parse_plan(data: Any) -> Plan:
     top = json_object(data, "(top level)", _TOP_LEVEL | set(SECTIONS),

@@ -17,10 +17,12 @@ from typing import Any
 
 from evaluators.defaults import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.errors import EvaluatorError
+from evaluators.plan import MAX_GUIDANCE, MAX_STEPS
 
 FEATURES = ("digits", "inception")
 DIGITS_REFERENCE = "digits"
 STAGES = ("screen", "full")
+MAX_SEED = 2**32 - 1  # image k's seed is seed + k: far below torch's 2**64 limit
 
 
 class SpecError(EvaluatorError):
@@ -81,8 +83,14 @@ class EvalSpec:
         for name in ("num_inference_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise _fail(name, f"{getattr(self, name)} is out of range", "give an integer >= 1")
-        if self.guidance_scale < 1.0:
-            raise _fail("guidance_scale", f"{self.guidance_scale} < 1", "use 1.0 for no guidance")
+        if not 1.0 <= self.guidance_scale <= MAX_GUIDANCE:  # NaN fails too
+            raise _fail("guidance_scale", f"{self.guidance_scale} is out of range",
+                        f"use 1.0 (no guidance) up to {MAX_GUIDANCE:g}, the plans' limit")
+        if self.num_inference_steps > MAX_STEPS:
+            raise _fail("num_inference_steps", f"{self.num_inference_steps} is out of range",
+                        f"use 1 up to {MAX_STEPS}, the plans' limit")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise _fail("seed", f"{self.seed} is out of range", f"use 0 up to {MAX_SEED}")
         if self.feature not in FEATURES:
             raise _fail("feature", f"unknown feature '{self.feature}'", f"use one of {', '.join(FEATURES)}")
         if not 0 <= self.screen_images <= self.num_images:

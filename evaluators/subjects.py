@@ -47,7 +47,9 @@ class Subject(ABC):
         `on_step` is called after each denoising step where the subject can tell."""
 
     def conditions(self, spec: Any, count: int) -> list[Condition]:
-        """The condition of each of the first `count` images of an evaluation spec."""
+        """The condition of each of the first `count` images of an evaluation spec; ModelLoadError
+        for conditions this model does not take (they would change the spec's hash and nothing else)."""
+        self._check_conditions(spec)
         if self.conditioning == "class":
             return list(spec.labels(count, self.num_classes or 1))
         if self.conditioning == "prompt":
@@ -56,6 +58,21 @@ class Subject(ABC):
                                      "(--prompts FILE, or EvalSpec(prompts=...))")
             return list(spec.prompt_list(count))
         return [None] * count
+
+    def _check_conditions(self, spec: Any) -> None:
+        kind = {"class": "a class-conditional", "prompt": "a text-to-image",
+                "none": "an unconditional"}.get(self.conditioning, "this")
+        if spec.prompts is not None and self.conditioning != "prompt":
+            raise ModelLoadError(f"'{self.name}' is {kind} model: it takes no prompts; leave "
+                                 "--prompts out")
+        if spec.classes is not None:
+            if self.conditioning != "class":
+                raise ModelLoadError(f"'{self.name}' is {kind} model: it takes no class labels; "
+                                     "leave --classes out")
+            bad = [c for c in spec.classes if c >= (self.num_classes or 1)]
+            if bad:
+                raise ModelLoadError(f"class {bad[0]} is out of range: '{self.name}' knows classes "
+                                     f"0..{(self.num_classes or 1) - 1}; give --classes in that range")
 
     def generate(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
                  batch_size: int, progress: bool = False, desc: str = "sampling") -> torch.Tensor:

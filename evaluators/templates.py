@@ -10,7 +10,7 @@ import torch
 
 from evaluators.families import facts_of
 from evaluators.plan import Plan, PlanError
-from evaluators.runtime import check_plan_fits, model_ref
+from evaluators.runtime import check_plan_installs, model_ref
 
 
 def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scale: float,
@@ -56,5 +56,5 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
         if drop_levels is not None:
             data["depth_skip"] = {"drop_levels": drop_levels}
     plan = Plan.from_dict(data)
-    check_plan_fits(model, plan)
+    check_plan_installs(model, plan)  # every range (branch, levels, layers), before it is written
     return plan

@@ -69,6 +69,13 @@ def ensure_schema(engine: Engine, url: str, *, create: bool) -> None:
             revisions = stored_revisions(connection)
     except DBAPIError as err:
         raise StoreError(_unreachable_message(engine, url, err)) from None
+    if revisions is not None and len(revisions) > 1:
+        raise StoreError(
+            f"the store {redact(url)} records {len(revisions)} schema revisions "
+            f"({', '.join(sorted(revisions))}) in {VERSION_TABLE}, where one is expected: it was "
+            "changed outside edgediff; restore it from a backup, or keep only the row of the "
+            "revision its tables match"
+        )
     if revisions == {SCHEMA_HEAD}:
         return
     if revisions is None and not create:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import rows
 from storage.choose import check_one_constraint, choose
 from storage.engine import WRITE, create_store_engine
-from storage.errors import NoStoreError, StoreError
+from storage.errors import DamagedStoreError, NoStoreError, StoreError, damaged_message
 from storage.models import Candidate, Evaluation, Export, Study
 from storage.pareto import Point, merge_duplicates, pareto_front
 from storage.records import (
@@ -89,8 +89,13 @@ class Store:
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
-        with self._read_sessions() as session:
-            yield session
+        """A read session; a row the columns' types cannot decode (text where JSON or a time
+        belongs, ...) is a DamagedStoreError, not a traceback."""
+        try:
+            with self._read_sessions() as session:
+                yield session
+        except (ValueError, TypeError, KeyError) as err:
+            raise DamagedStoreError(damaged_message(self.url, err)) from err
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
@@ -406,16 +411,26 @@ def find_existing_study(url: str | None, name: str) -> StudyInfo | None:
 
 
 def check_study_name(name: str) -> None:
-    """StoreError unless `name` can name a study: not empty, no '/' (a study is a path segment of
-    the dashboard's URLs), at most 200 characters."""
+    """StoreError unless `name` can name a study: printable, not empty, no '/' or '\\' and not '.'
+    or '..' (a study is a path segment of the dashboard's URLs), no space at either end, at most
+    200 characters. Studies stored under other names before this check still open by name."""
     if not name.strip():
         raise StoreError("a study name cannot be empty; pass --study NAME")
-    if "/" in name:
-        raise StoreError(
-            f"study name '{name}' contains '/'; choose a name without it, e.g. '{name.replace('/', '-')}'"
-        )
     if len(name) > 200:
         raise StoreError(f"study name '{name[:40]}...' is {len(name)} characters long; use at most 200")
+    if not name.isprintable():
+        shown = "".join(c if c.isprintable() else "_" for c in name)
+        raise StoreError(f"study name {name!r} holds a control character (a newline, tab, ...); "
+                         f"use printable characters, e.g. '{shown}'")
+    for bad in ("/", "\\"):
+        if bad in name:
+            raise StoreError(f"study name '{name}' contains '{bad}'; choose a name without it, "
+                             f"e.g. '{name.replace(bad, '-')}'")
+    if set(name) == {"."}:
+        raise StoreError(f"study name '{name}' is only dots, which a browser reads as a folder; "
+                         "choose a name with letters or digits")
+    if name != name.strip():
+        raise StoreError(f"study name '{name}' starts or ends with a space; use '{name.strip()}'")
 
 
 def candidate_labels(label: str | None) -> list[str]:

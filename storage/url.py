@@ -29,9 +29,21 @@ def resolve_url(url: str | None) -> str:
     if url and "://" not in url:
         return "sqlite:///" + os.path.expanduser(url)
     parsed = parse_url(url)
+    if _in_memory(parsed):
+        raise StoreError(f"database URL '{redact(url)}' is an in-memory SQLite database: everything "
+                         "stored would be gone when the command ends; give a file, e.g. "
+                         "--db sqlite:///edgediff-out/edgediff.db")
     if parsed.drivername in _POSTGRES_NAMES:
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
+
+
+def _in_memory(parsed: URL) -> bool:
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or parsed.query.get("mode") == "memory")
 
 
 def parse_url(url: str) -> URL:

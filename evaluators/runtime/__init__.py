@@ -28,7 +28,8 @@ from evaluators.runtime.clock import RunState, StepClockHook
 from evaluators.runtime.hooks import Installation
 from evaluators.runtime.timesteps import plan_scheduler
 
-__all__ = ["AppliedPlan", "apply_plan", "check_plan_fits", "model_ref", "plan_scheduler"]
+__all__ = ["AppliedPlan", "apply_plan", "check_plan_fits", "check_plan_installs", "model_ref",
+           "plan_scheduler"]
 
 CLOCK_HOOK = "edgediff.clock"
 
@@ -57,6 +58,12 @@ def check_plan_fits(model: torch.nn.Module, plan: Plan) -> ModelFacts:
     facts = facts_of(model)  # a structure plans cannot handle fails here
     family.check_sections(plan, cls)
     return facts
+
+
+def check_plan_installs(model: torch.nn.Module, plan: Plan) -> None:
+    """`check_plan_fits`, then every range against this model's layout (DeepCache branch,
+    depth-skip levels, attention layers): the plan is installed and removed again, nothing runs."""
+    apply_plan(model, plan).remove()
 
 
 class AppliedPlan:

@@ -118,9 +118,13 @@ def resolve(name_or_path: str) -> ModelEntry:
     """A registry name, a local directory or a hub id (`owner/name`) to a ModelEntry."""
     if name_or_path in REGISTRY:
         return REGISTRY[name_or_path]
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.is_dir():
         return _entry_from_directory(path)
+    if _looks_local(name_or_path):  # ./x, ../x, /x, ~/x: a folder, never a hub id
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise ModelLoadError(f"model folder '{name_or_path}' {state}: give a diffusers model or "
+                             "pipeline folder, a registry name ('edgediff models') or a hub id")
     if name_or_path.count("/") == 1 and not path.exists():
         # A hub id not in the registry: treat it as a pipeline repository with a transformer or
         # unet folder; the loader says clearly if neither exists.
@@ -132,11 +136,29 @@ def resolve(name_or_path: str) -> ModelEntry:
     )
 
 
+def _looks_local(name: str) -> bool:
+    return name.startswith(("./", "../", "~", "/", ".\\")) or name in (".", "..")
+
+
+def _read_config(config: Path) -> dict[str, Any]:
+    """A model's config.json, or ModelLoadError naming what is wrong with it."""
+    try:
+        data = json.loads(config.read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise ModelLoadError(f"cannot read {config} ({err.strerror}): check its permissions") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ModelLoadError(f"{config} is not valid JSON ({str(err).splitlines()[0][:120]}): "
+                             "restore the model folder (diffusers' save_pretrained writes it)") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{config} is not a JSON object: restore the model folder")
+    return data
+
+
 def _entry_from_directory(path: Path) -> ModelEntry:
     for sub in ("transformer", "unet", None):
         config = path / sub / "config.json" if sub else path / "config.json"
         if config.is_file():
-            cls = json.loads(config.read_text()).get("_class_name", "")
+            cls = _read_config(config).get("_class_name", "")
             if cls not in _MODEL_CLASSES:
                 raise ModelLoadError(
                     f"model class '{cls}' in {config} is not supported: edgediff handles "

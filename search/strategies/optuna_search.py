@@ -60,7 +60,7 @@ class OptunaStrategy(Strategy):
         )
         # A resumed search must not draw the points of its first run again: the sampler's seed
         # moves on with the trials already in the study.
-        seed = self.seed + len(self.optuna.get_trials(deepcopy=False))
+        seed = (self.seed + len(self.optuna.get_trials(deepcopy=False))) % 2**32  # numpy's range
         self.optuna.sampler = _sampler(self.sampler, self.budget, seed)
         with warnings.catch_warnings():  # experimental in Optuna 4: names for optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
