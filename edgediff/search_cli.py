@@ -71,6 +71,7 @@ class _Progress:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from search.driver import SearchConfig, run_search
+    from search.lease import check_free
     from storage import Store, find_existing_study
 
     preflight(args, remote_workers=args.address is not None)  # before Ray starts or the store opens
@@ -78,6 +79,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
     spec = study_spec(existing, study_name, args.model, given_spec(args))
+    check_free(args.db, study_name)  # another search on this study: refused before any output
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),
                                 ("window", args.window)) if v is not None}
     config = SearchConfig(

@@ -11,7 +11,7 @@ from evaluators.spec import EvalSpec
 from search.errors import SearchError
 from search.methods import BASELINE, baseline_for, search_method, search_methods
 from search.strategies.optuna_search import OPTUNA, SAMPLERS
-from storage import StoreError, check_study_name
+from storage import LEASE_TTL_S, StoreError, check_study_name
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class SearchConfig:
         greedy: other `greedy_plan` options (n_calib, seed, window).
         max_seeds: baseline plans enqueued into Optuna (None: a third of the budget).
         max_retries: Ray retries of a task whose worker died.
+        lease_ttl_s: the study's lease goes stale (another search may take it over) after this
+            many seconds without a heartbeat (`storage.lease`).
     """
 
     study: str
@@ -60,6 +62,7 @@ class SearchConfig:
     greedy: dict[str, Any] = field(default_factory=dict)
     max_seeds: int | None = None
     max_retries: int = 2
+    lease_ttl_s: float = LEASE_TTL_S
 
 
 def check_config(config: SearchConfig) -> None:

@@ -33,6 +33,7 @@ from search.cluster import check_resources, last_line, ray_get, start_ray
 from search.config import SearchConfig, check_config, resolve_methods
 from search.errors import SearchError
 from search.evaluation import record_failure, samples_record, stored_evaluations, to_record
+from search.lease import StudyLease, check_free
 from search.methods import search_method
 from search.strategies import Proposal, ProposalOutcome, Strategy, StrategyContext
 from search.tasks import Failure, Job, MeasuredPlan, ReferenceRun, remote_runner
@@ -106,6 +107,7 @@ class _Search:
 
     def __init__(self, config: SearchConfig, url: str, report: Callable[[str], None]) -> None:
         self.config, self.url, self.report = config, url, report
+        self.held: StudyLease | None = None  # the study's lease, from the first write on
         self.inflight: dict[Any, _Pending] = {}
         self.followers: dict[str, list[tuple[Proposal, Strategy]]] = {}
         self.strategies: list[Strategy] = []
@@ -170,6 +172,10 @@ class _Search:
         while True:
             if self._timed_out():
                 return "time limit"
+            if self.held is not None and self.held.lost:
+                raise SearchError(f"study '{self.config.study}' was taken over by another search "
+                                  "(this one's lease went stale): this search stopped; what it "
+                                  "finished is stored")
             while len(self.inflight) < self.config.workers and len(exhausted) < len(self.strategies):
                 index = turn % len(self.strategies)
                 turn += 1
@@ -309,8 +315,8 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
     """Run (or resume) a search; `report` receives progress lines.
 
     Every input problem (an unreachable store, an unknown model, a study of another model or
-    spec, a method for another model family, resources Ray does not have) raises before anything
-    is written to the store.
+    spec, a method for another model family, resources Ray does not have, a study another search
+    drives) raises before anything is written to the store.
     """
     import ray
 
@@ -320,11 +326,13 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
     existing = find_existing_study(url, config.study)  # an unreachable store fails here
     if existing is not None:
         _same_study(existing, model=config.model)
+    check_free(url, config.study, ttl_s=config.lease_ttl_s)  # a study another search drives: refused now
     started_ray = start_ray(config.address)
     search = _Search(config, url, report)
     try:
-        search.measure_reference(existing)
-        with Store.open(url) as store:
+        search.measure_reference(existing)  # nothing is written before: the lease comes next
+        with StudyLease(url, config.study, ttl_s=config.lease_ttl_s) as held, Store.open(url) as store:
+            search.held = held  # one driver per study from here to the end
             search.open(store)
             loop_started = time.monotonic()
             stopped = search.run()

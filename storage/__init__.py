@@ -7,6 +7,7 @@ holds the MACs/FID front. Problems a user can fix are one-line `StoreError`s.
 
 from storage.choose import describe_constraint
 from storage.errors import NoStoreError, StoreError
+from storage.lease import HEARTBEAT_S, LEASE_TTL_S, LeaseHeldError, LeaseInfo, new_holder
 from storage.pareto import (
     HV_FID_FACTOR,
     Point,
@@ -34,7 +35,12 @@ __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
     "FULL_METHOD",
+    "HEARTBEAT_S",
     "HV_FID_FACTOR",
+    "LEASE_TTL_S",
+    "LeaseHeldError",
+    "LeaseInfo",
+    "new_holder",
     "SCHEMA_HEAD",
     "CandidateInfo",
     "EvaluationInfo",

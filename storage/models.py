@@ -202,3 +202,22 @@ class Export(Base):
     path: Mapped[str] = mapped_column(Text)
     constraint: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Lease(Base):
+    """Who drives a study now (`storage.lease`): one row per study name while a search runs.
+
+    Fields: `study` (the study's name; the study itself may not exist yet), `holder` (a random token
+    of the driver), `host` and `pid` (shown to a second driver that is refused), `acquired_at`,
+    `heartbeat_at` (renewed while the driver lives; a lease not renewed for its time-to-live is stale
+    and may be taken over), all UTC.
+    """
+
+    __tablename__ = "edgediff_leases"
+
+    study: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()

@@ -20,7 +20,7 @@ from storage.url import redact
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_HEAD = "0003"  # the newest revision in migrations/versions (a test keeps them equal)
+SCHEMA_HEAD = "0004"  # the newest revision in migrations/versions (a test keeps them equal)
 VERSION_TABLE = "edgediff_alembic_version"
 TABLE_PREFIX = "edgediff_"
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import rows
+from storage import lease, rows
 from storage.choose import check_one_constraint, choose
 from storage.engine import WRITE, create_store_engine
 from storage.errors import DamagedStoreError, NoStoreError, StoreError, damaged_message
+from storage.lease import LeaseInfo
 from storage.models import Candidate, Evaluation, Export, Study
 from storage.pareto import Point, merge_duplicates, pareto_front
 from storage.records import (
@@ -163,6 +164,26 @@ class Store:
         """Every study with its counts and best values, oldest first."""
         with self._reading() as session:
             return rows.summary_rows(session)
+
+    # ---- the study's lease (storage.lease: one driver per study)
+
+    def acquire_lease(self, study: str, holder: str, *, ttl_s: float = lease.LEASE_TTL_S) -> LeaseInfo:
+        """Take the study's lease for `holder`; LeaseHeldError naming the live holder otherwise."""
+        with self._writing() as session:
+            return lease.acquire(session, study, holder, ttl_s=ttl_s)
+
+    def renew_lease(self, study: str, holder: str) -> bool:
+        """Renew `holder`'s lease; False if another driver took it over."""
+        with self._writing() as session:
+            return lease.renew(session, study, holder)
+
+    def release_lease(self, study: str, holder: str) -> None:
+        with self._writing() as session:
+            lease.release(session, study, holder)
+
+    def lease_of(self, study: str) -> LeaseInfo | None:
+        with self._reading() as session:
+            return lease.find(session, study)
 
     # ---- candidates
 

@@ -22,6 +22,7 @@ EDGEDIFF_TABLES = {
     "edgediff_evaluations",
     "edgediff_exports",
     "edgediff_samples",
+    "edgediff_leases",
 }
 
 
@@ -86,7 +87,7 @@ def at_revision(url: str, revision: str) -> None:
 
 def test_a_store_at_0001_is_upgraded_on_open_with_its_rows_intact(store_url):
     at_revision(store_url, "0001")
-    assert tables(store_url) == EDGEDIFF_TABLES - {"edgediff_samples"} | {VERSION_TABLE}
+    assert tables(store_url) == EDGEDIFF_TABLES - {"edgediff_samples", "edgediff_leases"} | {VERSION_TABLE}
     when, plan = "2025-01-02 03:04:05", plan_hash("a")
     execute(  # rows as revision 0001 wrote them
         store_url,
