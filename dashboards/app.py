@@ -38,6 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dashboards import views
+from dashboards.guard import guard
 from dashboards.render import (
     Assets,
     Links,
@@ -55,7 +56,10 @@ STATIC = "/static"
 
 
 def _q(name: str) -> str:
-    return quote(name, safe="")
+    """A study name as one URL path segment; '.' and '..' (names stored before they were refused)
+    are escaped too, or a browser would read them as folders."""
+    quoted = quote(name, safe="")
+    return quoted.replace(".", "%2E") if set(name) == {"."} else quoted
 
 
 LINKS = Links(
@@ -68,8 +72,9 @@ ASSETS = Assets(inline=False, home="/", css_url=f"{STATIC}/dashboard.css", js_ur
                 plotly_url=f"{STATIC}/plotly.min.js")
 
 
-def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlette:
-    """The dashboard over an open store (closed when the app shuts down)."""
+def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S, allow_remote: bool = False) -> Any:
+    """The dashboard over an open store (closed when the app shuts down), behind `guard`: only
+    loopback Host names unless `allow_remote`, and responses of bounded size."""
 
     def index(request: Request) -> Response:
         return HTMLResponse(index_page(views.study_list(store), assets=ASSETS, links=LINKS,
@@ -154,9 +159,10 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S) -> Starlet
         Route(f"{STATIC}/plotly.min.js", plotly_js),
         Mount(STATIC, app=StaticFiles(packages=[("dashboards", "static")]), name="static"),
     ]
-    handlers = {views.NotFound: _not_found, StoreError: _store_error, SQLAlchemyError: _store_error,
-                HTTPException: _http_error, Exception: _unexpected}
-    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    handlers = {views.NotFound: _not_found, views.UnreadablePlan: _unreadable, StoreError: _store_error,
+                SQLAlchemyError: _store_error, HTTPException: _http_error, Exception: _unexpected}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    return guard(app, allow_remote=allow_remote)
 
 
 # --- errors: one line, as JSON for the API and as a small page otherwise -----------------------------
@@ -172,6 +178,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _error(request, 404, str(exc))
 
 
+async def _unreadable(request: Request, exc: Exception) -> Response:
+    return _error(request, 422, str(exc))
+
+
 async def _store_error(request: Request, exc: Exception) -> Response:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return _error(request, 503, f"the store cannot be read ({first}); check the database and reload")
@@ -184,7 +194,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(request, exc.status_code, str(exc.detail))
+    response = _error(request, exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # 405 keeps its Allow header
+    return response
 
 
 def _attachment(filename: str) -> str:

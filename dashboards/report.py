@@ -58,8 +58,12 @@ def report_html(store: Store, study: str, max_plans: int = DEFAULT_MAX_PLANS) ->
         samples=lambda name, h: _png_uri(store, name, h),
     )
     plotted, embedded = embedded_plans(view, max_plans)
-    fragments = {h: plan_fragment(views.plan_view(store, study, h), links, shared_full_samples=True)
-                 for h in sorted(embedded)}
+    fragments = {}
+    for h in sorted(embedded):
+        try:
+            fragments[h] = plan_fragment(views.plan_view(store, study, h), links, shared_full_samples=True)
+        except views.UnreadablePlan:  # a plan written outside edgediff: the report goes on without it
+            continue
     full_samples = None if view["full"] is None else _png_uri(store, study, view["full"]["plan_hash"])
     missing = None
     if len(embedded) < len(plotted):

@@ -57,7 +57,7 @@ def bind(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, allow_remote: bo
 
 
 def serve(store: Store, sock: socket.socket, *, refresh_s: float = DEFAULT_REFRESH_S,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, allow_remote: bool = False) -> None:
     """Serve the dashboard on `sock` until interrupted (Ctrl-C); the store is closed at the end."""
     import uvicorn
 
@@ -65,8 +65,8 @@ def serve(store: Store, sock: socket.socket, *, refresh_s: float = DEFAULT_REFRE
 
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    config = uvicorn.Config(create_app(store, refresh_s=refresh_s), log_level="warning",
-                            access_log=False, lifespan="on")
+    app = create_app(store, refresh_s=refresh_s, allow_remote=allow_remote)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     if on_ready is not None:
         on_ready(f"http://{shown}:{port}/")

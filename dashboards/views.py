@@ -19,7 +19,8 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
-from evaluators.plan import Plan
+from evaluators.errors import EvaluatorError
+from evaluators.plan import MAX_PLAN_BYTES, Plan
 from search.methods import method_rank
 from storage import (
     FULL_METHOD,
@@ -35,6 +36,12 @@ from storage import (
 )
 
 MIN_PREFIX = 6  # the shortest plan-hash prefix the dashboard resolves
+HASH_LENGTH = 64  # a plan hash: sha256 in hex
+HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+class UnreadablePlan(StoreError):
+    """A stored plan the dashboard will not show (too large, or not a plan this edgediff reads)."""
 
 
 class NotFound(StoreError):
@@ -153,7 +160,7 @@ def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
                                          plan_hash=plan_hash, stage=stage) for stage in ("screen", "full")]
     full = store.full_model_point(name)
     point = next(iter(store.points(name, plan_hash=plan_hash)), None)
-    parsed = Plan.from_json(candidates[0].plan_json)
+    parsed = _readable_plan(name, plan_hash, candidates[0].plan_json)
     samples = store.samples(name, plan_hash)
     full_samples = None if full is None else store.samples(name, full.plan_hash)
     return {
@@ -183,6 +190,10 @@ def resolve_plan(store: Store, name: str, plan: str) -> str:
 def _resolve(store: Store, name: str, plan: str) -> tuple[str, list[CandidateInfo]]:
     """`resolve_plan`, with the candidates that proposed the plan (read by the same query)."""
     plan = plan.strip().lower()
+    if len(plan) > HASH_LENGTH or not set(plan) <= HEX_DIGITS:
+        shown = plan[:16] + ("..." if len(plan) > 16 else "")
+        raise NotFound(f"'{shown}' is not a plan reference: give a plan hash or a prefix of it "
+                       f"({MIN_PREFIX} to {HASH_LENGTH} hex digits)")
     if len(plan) < MIN_PREFIX:
         raise NotFound(f"plan '{plan}' is too short: give at least {MIN_PREFIX} characters of its hash")
     candidates = store.candidates(name, plan_prefix=plan)
@@ -203,7 +214,22 @@ def download_name(name: str, plan_hash: str) -> str:
 def plan_json_text(store: Store, name: str, plan: str) -> tuple[str, str]:
     """(full hash, plan file text) of one of the study's plans."""
     plan_hash = resolve_plan(store, name, plan)
-    return plan_hash, store.plan_json(name, plan_hash)
+    text = store.plan_json(name, plan_hash)
+    _readable_plan(name, plan_hash, text)  # a plan this edgediff cannot read is not served
+    return plan_hash, text
+
+
+def _readable_plan(name: str, plan_hash: str, text: str) -> Plan:
+    """The stored plan, or UnreadablePlan (too large, not strict JSON, invalid): one line, not a
+    broken page."""
+    if len(text) > MAX_PLAN_BYTES:
+        raise UnreadablePlan(f"plan '{plan_hash[:12]}' of study '{name}' is stored as {len(text):,} "
+                             f"characters, over the {MAX_PLAN_BYTES:,} a plan may have; it is not shown")
+    try:
+        return Plan.from_json(text)
+    except EvaluatorError as err:
+        raise UnreadablePlan(f"plan '{plan_hash[:12]}' of study '{name}' is stored but cannot be "
+                             f"read ({err}); it is not shown") from None
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"edgediff dashboard on {url} (store {store.url}); Ctrl-C stops it", flush=True)
 
     try:
-        serve(store, sock, refresh_s=args.refresh, on_ready=ready)
+        serve(store, sock, refresh_s=args.refresh, on_ready=ready, allow_remote=args.allow_remote)
     except KeyboardInterrupt:  # Ctrl-C is how a dashboard is meant to stop
         pass
     print("edgediff dashboard stopped")
