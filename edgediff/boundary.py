@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards.server import DashboardError
 from edgediff.errors import CliError
+from edgediff.tables import one_line
 from evaluators.errors import EvaluatorError
 from search.errors import SearchError
 from storage import StoreError
@@ -33,12 +34,6 @@ EXIT_INPUT = 2
 EXIT_BUG = 70  # sysexits.h EX_SOFTWARE
 EXIT_INTERRUPTED = 130
 EXPECTED = (CliError, EvaluatorError, StoreError, SearchError, DashboardError)
-
-
-def one_line(text: str) -> str:
-    """`text` with line breaks, tabs and other control characters shown as escapes (a name holding
-    a newline must not split an error line)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_command(command: str, func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

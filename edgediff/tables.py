@@ -10,9 +10,16 @@ from datetime import datetime
 from typing import Any
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks, tabs and other control characters shown as escapes (a name holding
+    a newline must not split a table row or an error line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
     """Columns padded to their widest cell; numbers right-aligned where `right` says so."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["" if c is None else one_line(str(c)) for c in row]
+                                           for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     right = right or [False] * len(headers)
 

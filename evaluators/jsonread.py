@@ -64,14 +64,13 @@ def loads_strict(data: str | bytes, source: str = "document", *, max_bytes: int 
 
 
 def dumps_strict(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-    """json.dumps that refuses what `loads_strict` refuses (NaN, Infinity, lone surrogates)."""
+    """json.dumps that writes only what `loads_strict` reads back (no NaN, Infinity, lone
+    surrogates, huge integers, too deep or too large a document); else JSONInputError."""
     try:
         text = json.dumps(value, indent=indent, sort_keys=sort_keys, allow_nan=False)
     except ValueError as err:
         raise JSONInputError(f"cannot write strict JSON: {err}; use finite numbers") from None
-    where = _surrogate(value)
-    if where is not None:
-        raise JSONInputError(f"cannot write strict JSON: a lone UTF-16 surrogate in {where}; remove it")
+    loads_strict(text, "the document to write")
     return text
 
 

@@ -24,11 +24,25 @@ def start_ray(address: str | None) -> bool:
         else:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
                      logging_level=logging.ERROR, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - one line for the user, whatever Ray raises
         where = address or "a local Ray"
+        if _is_auth_refusal(err):
+            raise SearchError(f"the Ray cluster at {where} refused this client ({last_line(err)}): it "
+                              "uses token authentication; set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) "
+                              "to its token ('ray get-auth-token' on the head node), or leave "
+                              "--address out") from None
+        if not isinstance(err, (ConnectionError, RuntimeError, ValueError)):
+            raise
         raise SearchError(f"could not start or join Ray at {where} ({last_line(err)}): check the "
                           "address (ray status on the head node), or leave --address out") from None
     return True
+
+
+def _is_auth_refusal(err: BaseException) -> bool:
+    import ray.exceptions
+
+    kind = getattr(ray.exceptions, "AuthenticationError", None)
+    return (kind is not None and isinstance(err, kind)) or "authentication" in str(err).lower()
 
 
 def check_resources(device: str, cpus: float, gpus: float) -> None:

@@ -147,3 +147,11 @@ def test_a_closed_pipe_in_a_real_process_prints_no_traceback(tmp_path):
     done = subprocess.run(f"{sys.executable} -m edgediff front s --all --json --db {url} | head -c 1",
                           shell=True, capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout == "{" and "Traceback" not in done.stderr and "Error" not in done.stderr
+
+
+def test_an_old_name_with_a_newline_keeps_the_table_one_row(capsys, tmp_path):
+    url = _store_with_a_point(tmp_path)
+    _sql(url, "UPDATE edgediff_studies SET name = 'two' || char(10) || 'lines' || char(9) || 'tab'")
+    code, out, _ = cli(capsys, "studies", "--db", url)
+    assert code == 0
+    assert len(out.strip().splitlines()) == 3 and "two\\nlines\\ttab" in out
