@@ -24,6 +24,6 @@ def unet_plan(tmp_path_factory):
     from edgediff.cli import main
 
     path = tmp_path_factory.mktemp("plans") / "unet.json"
-    assert main(["plan", "digits-unet", "-o", str(path), "--steps", "4", "--deepcache-branch", "1",
-                 "--interval", "2"]) == 0
+    assert main(["plan", "--model", "digits-unet", "-o", str(path), "--plan-steps", "4",
+                 "--deepcache-branch", "1", "--interval", "2"]) == 0
     return path

@@ -35,7 +35,7 @@ def test_a_held_study_refuses_a_second_search(capsys, seeded_url):
 def _search(url: str, tmp_path, name: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "edgediff", "search", "--model", "digits-unet", "--study", "s2",
             "--db", url, "--method", "greedy", "--budget", "3", "--images", "4", "--steps", "4",
-            "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--export",
+            "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--out",
             str(tmp_path / f"{name}.json"), "--json"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

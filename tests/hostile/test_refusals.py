@@ -84,7 +84,8 @@ def test_a_plan_that_does_not_fit_is_refused_before_the_study_is_written(capsys,
 def test_a_dit_plan_with_too_few_layers_is_refused_before_writing(capsys, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tmp_path / "dit.json"
-    assert cli(capsys, "plan", "digits-dit", "-o", path, "--steps", "4", "--attention", "wars")[0] == 0
+    assert cli(capsys, "plan", "--model", "digits-dit", "-o", path, "--plan-steps", "4",
+               "--attention", "wars")[0] == 0
     doc = json.loads(path.read_text())
     doc["attention"]["methods"] = doc["attention"]["methods"][:3]
     doc["model"].pop("fingerprint")
@@ -99,14 +100,14 @@ def test_a_dit_plan_with_too_few_layers_is_refused_before_writing(capsys, tmp_pa
     (["--deepcache-branch", "99"], "branch: 99 is out of range"),
     (["--drop-levels", "99"], "drop_levels: 99"),
     (["--deepcache-branch", "-1"], "out of range"),
-    (["--steps", "1001"], "out of range"),
+    (["--plan-steps", "1001"], "out of range"),
     (["-o", "FOLDER"], "is a folder"),
     (["-o", "FOLDER/missing/p.json"], "does not exist"),
 ])
 def test_plan_refuses_what_it_cannot_write(capsys, tmp_path, extra, needle):
     extra = [str(tmp_path) if e == "FOLDER" else e.replace("FOLDER", str(tmp_path)) for e in extra]
     target = tmp_path / "p.json"
-    code, out, err = cli(capsys, "plan", "digits-unet", "-o", target, *extra)
+    code, out, err = cli(capsys, "plan", "--model", "digits-unet", "-o", target, *extra)
     one_line_error(code, err, needle)
     assert out == "" and not target.exists()
 
@@ -114,8 +115,8 @@ def test_plan_refuses_what_it_cannot_write(capsys, tmp_path, extra, needle):
 @pytest.mark.parametrize("extra, needle", [
     (["--sampler-seed", "-1"], "out of range"),
     (["--sampler-seed", str(2**32)], "out of range"),
-    (["--export", "FOLDER"], "is a folder"),
-    (["--export", "FOLDER/missing/best.json"], "does not exist"),
+    (["--out", "FOLDER"], "is a folder"),
+    (["--out", "FOLDER/missing/best.json"], "does not exist"),
     (["--cache-dir", "FILE/cache"], "which is a file"),
     (["--db", "sqlite:///"], "in-memory SQLite"),
     (["--study", ""], "cannot be empty"),
@@ -145,7 +146,8 @@ def test_the_sampler_seed_at_its_limit_resumes(tmp_path):
     from evaluators.runtime import model_ref
     from evaluators.zoo import load_model
     from search.space import make_space, model_facts
-    from search.strategies import OptunaStrategy, Outcome
+    from search.strategies import ProposalOutcome as Outcome
+    from search.strategies.optuna_search import OptunaStrategy
 
     model = load_model("digits-unet")
     base = full_plan(model_ref(model, "digits-unet"), 4, 1.5)
