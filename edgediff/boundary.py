@@ -80,6 +80,9 @@ def store_failure_message(reason: str) -> str:
         fix = "the store is read-only: give the user write access to the file and its folder"
     elif "disk is full" in low or "no space" in low or "disk full" in low:
         fix = "the disk is full: free space and run the command again (nothing half-written is kept)"
+    elif "json" in low:
+        fix = ("a row holds text where JSON belongs (changed outside edgediff): restore the store "
+               "from a backup, or delete that row")
     elif "malformed" in low or "not a database" in low or "corrupt" in low:
         fix = ("the database file is damaged: restore it from a backup, or recover it with "
                "'sqlite3 FILE .recover', or pass another --db")

@@ -37,7 +37,7 @@ def _sql(url: str, statement: str) -> None:
 
 
 @pytest.mark.parametrize("damage, needle", [
-    ("UPDATE edgediff_evaluations SET extra = 'not json{'", "holds a row this edgediff cannot read"),
+    ("UPDATE edgediff_evaluations SET extra = 'not json{'", "JSON"),
     ("UPDATE edgediff_evaluations SET started_at = 'yesterday-ish'", "holds a row this edgediff cannot read"),
     ("INSERT INTO edgediff_alembic_version VALUES ('0001')", "records 2 schema revisions"),
 ])

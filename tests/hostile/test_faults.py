@@ -16,6 +16,7 @@ from search.errors import SearchError
     ("database or disk is full", "the disk is full"),
     ("attempt to write a readonly database", "read-only"),
     ("database disk image is malformed", "damaged"),
+    ("malformed JSON", "where JSON belongs"),
     ("file is not a database", "damaged"),
     ("database is locked", "another process holds the store"),
     ("server closed the connection unexpectedly", "check the database"),
