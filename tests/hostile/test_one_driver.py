@@ -34,7 +34,7 @@ def test_a_held_study_refuses_a_second_search(capsys, seeded_url):
 
 def _search(url: str, tmp_path, name: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "edgediff", "search", "--model", "digits-unet", "--study", "s2",
-            "--db", url, "--method", "greedy", "--budget", "3", "--images", "4", "--steps", "4",
+            "--db", url, "--method", "deepcache-grid", "--budget", "3", "--images", "4", "--steps", "4",
             "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--out",
             str(tmp_path / f"{name}.json"), "--json"]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -47,6 +47,7 @@ def test_two_searches_on_one_study_one_is_refused_one_evaluation_per_plan(tmp_pa
     first = _search(url, tmp_path, "first")
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until the first search holds the lease
+        assert first.poll() is None, first.communicate()[1]
         if (tmp_path / "store.db").exists():
             engine = create_engine(url)
             try:
