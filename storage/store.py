@@ -12,12 +12,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import lease, rows
+from storage import lease, objectives, rows
 from storage.choose import check_one_constraint, choose
 from storage.engine import WRITE, create_store_engine
 from storage.errors import DamagedStoreError, NoStoreError, StoreError, damaged_message
@@ -291,10 +292,18 @@ class Store:
     # ---- queries
 
     def points(
-        self, study: StudyRef, *, method: str | None = None, stage: str = "full", plan_hash: str | None = None
+        self,
+        study: StudyRef,
+        *,
+        method: str | None = None,
+        stage: str = "full",
+        plan_hash: str | None = None,
+        plan_hashes: Sequence[str] | None = None,
     ) -> list[Point]:
-        """Every plan of the study (proposed by `method` if given; only the plan `plan_hash` if
-        given) with an ok evaluation at `stage`, one point per plan, sorted by macs, fid, plan_hash."""
+        """Every plan of the study (proposed by `method` if given; only the plan `plan_hash`, or
+        the plans `plan_hashes`, if given) with an ok evaluation at `stage`, one point per plan,
+        sorted by macs, fid, plan_hash."""
+        wanted = None if plan_hashes is None else sorted(set(plan_hashes))
         with self._reading() as session:
             rows.study_row(session, study)  # StoreError for an unknown study
             query = (
@@ -306,8 +315,29 @@ class Store:
                 query = query.where(Candidate.method == method)
             if plan_hash is not None:
                 query = query.where(Candidate.plan_hash == plan_hash)
-            points = merge_duplicates(map(rows.point, session.execute(query)))
+            if wanted is None:
+                found = list(session.execute(query))
+            else:  # a few hundred hashes per statement; candidate order kept across them
+                found = [row for chunk in objectives.chunks(wanted)
+                         for row in session.execute(query.where(Candidate.plan_hash.in_(chunk)))]
+                found.sort(key=lambda row: row.candidate_id)
+            points = merge_duplicates(map(rows.point, found))
         return sorted(points, key=_point_order)
+
+    def objectives(self, study: StudyRef, *, stage: str = "full") -> list[tuple[str, str, int, float]]:
+        """(plan_hash, method, macs, fid) of every candidate with an ok evaluation at `stage` whose
+        MACs and FID are known: the few columns a plot of every plan needs (see
+        `storage.objectives`)."""
+        with self._reading() as session:
+            rows.study_row(session, study)
+            return objectives.objective_rows(session, study_name(study), stage=stage)
+
+    def progress(self, study: StudyRef) -> list[tuple[Any, ...]]:
+        """What a hypervolume curve needs of every candidate's evaluations, in the order they were
+        done (see `storage.objectives.progress_rows`)."""
+        with self._reading() as session:
+            rows.study_row(session, study)
+            return objectives.progress_rows(session, study_name(study))
 
     def outcomes(self, study: StudyRef, method: str | None = None) -> list[HistoryEntry]:
         """Every candidate of the study (of one method if given) with each of its evaluations under
@@ -328,8 +358,15 @@ class Store:
             return rows.evaluated_marker(session, study_name(study))
 
     def front(self, study: StudyRef, *, method: str | None = None, stage: str = "full") -> list[Point]:
-        """The study's MACs/FID Pareto front (of one method's candidates if given)."""
-        return pareto_front(self.points(study, method=method, stage=stage))
+        """The study's MACs/FID Pareto front (of one method's candidates if given). The database
+        narrows the plans down to the few that can be on it (`objectives.front_superset`); only
+        their points are read."""
+        with self._reading() as session:
+            rows.study_row(session, study)
+            hashes = objectives.front_superset(session, study_name(study), method=method, stage=stage)
+        if not hashes:
+            return []
+        return pareto_front(self.points(study, method=method, stage=stage, plan_hashes=hashes))
 
     def full_model_point(self, study: StudyRef, points: Sequence[Point] | None = None) -> Point | None:
         """The point of the uncompressed model's plan (the first candidate of method "full" with an

@@ -1,0 +1,91 @@
+"""Queries for large studies that build no Point per evaluation (100,000 of them took seconds).
+
+`front_superset` finds, in SQL, the few plans that can be on a MACs/FID front; `objective_rows`
+reads just (plan, method, MACs, FID) of every evaluated plan for the dashboard to thin; and
+`progress_rows` reads what the hypervolume curves need, in the order the evaluations finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from storage.models import Candidate, Evaluation
+from storage.rows import evaluated_join
+
+IN_CHUNK = 500  # plan hashes per IN (...) list: far below every backend's limit on parameters
+
+
+# A point's quality (`Point.quality`): the study's metric from extra["quality"], else the FID
+# where the metric is the FID (evaluations from before the metrics carried it).
+_OBJECTIVE = func.coalesce(Evaluation.extra[("quality", "objective")].as_string(), "fid")
+QUALITY = func.coalesce(
+    Evaluation.extra[("quality", "value")].as_float(), case((_OBJECTIVE == "fid", Evaluation.fid))
+)
+
+
+def _measured(study: str, stage: str, method: str | None, *columns: Any) -> Select[Any]:
+    """`columns` of the study's candidates (of `method` if given) with an ok evaluation at `stage`
+    whose MACs and quality are both known."""
+    query = evaluated_join(select(*columns), study).where(
+        Evaluation.stage == stage,
+        Evaluation.status == "ok",
+        Evaluation.macs_per_image.is_not(None),
+        QUALITY.is_not(None),
+    )
+    if method is not None:
+        query = query.where(Candidate.method == method)
+    return query
+
+
+def front_superset(session: Session, study: str, *, method: str | None, stage: str) -> list[str]:
+    """The plan hashes that may be on the study's front: every plan whose quality (FID) is at most
+    the lowest of all plans before it in (MACs, quality) order (a window function, one pass in the
+    database).
+
+    A front plan passes (no plan with fewer MACs has a lower or equal quality), and so do a few
+    others (equal values at more MACs): `pareto_front` on their points gives the exact front.
+    """
+    plans = _measured(
+        study, stage, method, Candidate.plan_hash,
+        Evaluation.macs_per_image.label("macs"), QUALITY.label("fid"),
+    ).subquery()  # a plan of two methods twice: harmless, and no DISTINCT sort
+    lowest_before = func.min(plans.c.fid).over(order_by=(plans.c.macs, plans.c.fid), rows=(None, -1))
+    ranked = select(plans.c.plan_hash, plans.c.fid, lowest_before.label("lowest_before")).subquery()
+    query = select(ranked.c.plan_hash).where(
+        or_(ranked.c.lowest_before.is_(None), ranked.c.fid <= ranked.c.lowest_before)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.where(ranked.c.fid != float("nan"))  # NaN sorts above every number there
+    return sorted(set(session.scalars(query)))
+
+
+def objective_rows(session: Session, study: str, *, stage: str = "full") -> list[tuple[str, str, int, float]]:
+    """(plan_hash, method, macs, fid) of every candidate with an ok evaluation at `stage` and both
+    objectives measured: a plan that several methods proposed has a row per method."""
+    query = _measured(study, stage, None, Candidate.plan_hash, Candidate.method,
+                      Evaluation.macs_per_image, Evaluation.fid)
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def progress_rows(session: Session, study: str) -> list[tuple[Any, ...]]:
+    """What a hypervolume curve needs of every candidate's evaluations (both stages, ok and
+    failed): (evaluation_id, plan_hash, method, stage, status, macs, fid, passed_screen), in the
+    order they were done for the candidate: the later of its proposal and the evaluation's finish
+    (its start if unfinished), then evaluation id and candidate id. No times are read."""
+    finished = func.coalesce(Evaluation.finished_at, Evaluation.started_at)
+    done = case((Candidate.created_at > finished, Candidate.created_at), else_=finished)
+    passed = Evaluation.extra["passed_screen"].as_boolean()
+    query = evaluated_join(
+        select(Evaluation.id, Candidate.plan_hash, Candidate.method, Evaluation.stage, Evaluation.status,
+               Evaluation.macs_per_image, Evaluation.fid, passed),
+        study,
+    ).order_by(done, Evaluation.id, Candidate.id)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def chunks(values: list[str]) -> list[list[str]]:
+    """`values` in lists of at most IN_CHUNK."""
+    return [values[k:k + IN_CHUNK] for k in range(0, len(values), IN_CHUNK)]
