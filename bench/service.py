@@ -19,12 +19,16 @@ Three parts (`--parts`, all by default), each printing a table:
    only the dashboard's plan view shows them); then the median time of: every point, the Pareto
    front (all methods, one method), the plan an export picks (`best`, FID within +5) and the
    export itself, the `edgediff front` / `edgediff export` commands end to end (a new process
-   each), and the requests a browser makes to `edgediff dashboard` over the same store. The
-   store is kept (`edgediff-out/bench-queries.db`, or `--db`) and reused by the next run.
+   each), and the requests a browser makes to `edgediff dashboard` over the same store (a zoom
+   on the front plot included). The store is kept (`edgediff-out/bench-queries.db`, or `--db`)
+   and reused by the next run. `--backends sqlite postgresql` times both back ends in one run:
+   the PostgreSQL store is the SQLite one copied, row for row, into a throwaway server started
+   from Debian's binaries (`bench/pg_server.py`).
 
     .venv/bin/python bench/service.py                                 # all three, both models
     .venv/bin/python bench/service.py --parts overhead --overhead-budget 50
     .venv/bin/python bench/service.py --parts queries --rows 100000 --db postgresql://me@/bench
+    .venv/bin/python bench/service.py --parts queries --backends sqlite postgresql   # one run, both
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pg_server
 from bench_tables import markdown_table
+from pg_server import process_cpu
 
 from evaluators.spec import EvalSpec
 from search import driver as search_driver
@@ -59,6 +65,7 @@ from storage import FULL_METHOD, EvaluationRecord, Store
 MODELS = ("digits-dit", "digits-unet")
 EXPORT_FID_WITHIN = 5.0
 QUERY_STORE = "edgediff-out/bench-queries.db"  # kept between runs: writing it takes minutes
+QUERY_STUDY = "bench-queries"
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -270,20 +277,34 @@ def build_store(url: str, study: str, rows: int, seed: int = 0) -> float:
     return time.perf_counter() - began
 
 
-def timed(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median seconds of `repeats` calls after one untimed call, and the last result."""
+# CPU time, beside the wall time: on a machine that other work shares, wall times grow with the
+# load while the CPU seconds a request costs do not. Counted: this process, its finished children
+# (the CLI commands), and the processes in WATCHED (the dashboard server; the PostgreSQL server,
+# whose connections' backends it reaps).
+WATCHED: list[Callable[[], float]] = []
+def cpu_now() -> float:
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime + sum(f() for f in WATCHED)
+
+
+def timed(run: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall seconds and median CPU seconds of `repeats` calls after one untimed call, and
+    the last result."""
     result = run()
-    samples = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_now()
         result = run()
-        samples.append(time.perf_counter() - began)
-    return statistics.median(samples), result
+        walls.append(time.perf_counter() - began)
+        cpus.append(cpu_now() - cpu)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def queries(out: Path, url: str, rows: int, repeats: int) -> tuple[float | None, list[list[Any]]]:
     """Seconds to write the store (None: it was there already) and the query timings."""
-    study = "bench-queries"
+    study = QUERY_STUDY
     write_s = None
     with Store.open(url) as store:
         existing = store.find_study(study)
@@ -295,11 +316,13 @@ def queries(out: Path, url: str, rows: int, repeats: int) -> tuple[float | None,
     cli = [str(Path(sys.executable).with_name("edgediff"))]
     with Store.open(url, create=False) as store:
         def add(what: str, run: Callable[[], Any], describe: Callable[[Any], str]) -> None:
-            seconds, result = timed(run, repeats)
-            table_rows.append([what, f"{seconds * 1000:.0f}", describe(result)])
+            seconds, cpu, result = timed(run, repeats)
+            table_rows.append([what, f"{seconds * 1000:.0f}", f"{cpu * 1000:.0f}", describe(result)])
 
         add("every point (`Store.points`)", lambda: store.points(study),
             lambda r: f"{len(r)} points")
+        add("every plan's MACs and FID (`Store.objectives`)", lambda: store.objectives(study),
+            lambda r: f"{len(r)} rows")
         add("Pareto front (`Store.front`)", lambda: store.front(study),
             lambda r: f"{len(r)} plans on the front")
         add("one method's front (`front(method='optuna')`)",
@@ -326,8 +349,8 @@ def queries(out: Path, url: str, rows: int, repeats: int) -> tuple[float | None,
             cli + ["--help"], check=True, capture_output=True)),
     ]
     for what, run in add_cli:
-        seconds, _ = timed(run, max(1, repeats // 2))
-        table_rows.append([what, f"{seconds * 1000:.0f}", ""])
+        seconds, cpu, _ = timed(run, max(1, repeats // 2))
+        table_rows.append([what, f"{seconds * 1000:.0f}", f"{cpu * 1000:.0f}", ""])
     table_rows += dashboard_requests(cli, url, study, point.plan_hash, max(1, repeats // 2))
     return write_s, table_rows
 
@@ -342,6 +365,7 @@ def dashboard_requests(cli: list[str], url: str, study: str, plan_hash: str,
     server = subprocess.Popen(cli + ["dashboard", "--db", url, "--port", str(port), "--refresh", "0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    WATCHED.append(functools.partial(process_cpu, server.pid))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -355,11 +379,13 @@ def dashboard_requests(cli: list[str], url: str, study: str, plan_hash: str,
         short = plan_hash[:12]
         requests = [
             ("dashboard: study list page", "/"),
-            ("dashboard: study page (fronts, hypervolume curves, every point)", f"/studies/{study}"),
+            ("dashboard: study page (fronts, hypervolume curves, thinned points)", f"/studies/{study}"),
             ("dashboard: its redraw (`/figures`, after an evaluation lands)",
              f"/api/studies/{study}/figures"),
             ("dashboard: its poll when nothing changed (`/figures?since=`)", None),
             ("dashboard: `/api/studies/{study}/front`", f"/api/studies/{study}/front"),
+            ("dashboard: a zoom (`/figures/front?macs=1,3&fid=30,40`)",
+             f"/api/studies/{study}/figures/front?macs=1,3&fid=30,40"),
             ("dashboard: a plan opened by a click", f"/studies/{study}/plans/{short}/fragment"),
             ("dashboard: `/api/studies/{study}/plans/{plan}`", f"/api/studies/{study}/plans/{short}"),
             ("dashboard: plan download", f"/api/studies/{study}/plans/{short}/plan.json"),
@@ -370,12 +396,26 @@ def dashboard_requests(cli: list[str], url: str, study: str, plan_hash: str,
         for what, path in requests:
             path = path or f"/api/studies/{study}/figures?since={version}"
             fetch = functools.partial(lambda p: urllib.request.urlopen(base + p, timeout=600).read(), path)
-            seconds, body = timed(fetch, repeats)
-            table.append([what, f"{seconds * 1000:.0f}", f"{len(body) / 1e6:.2f} MB"])
+            seconds, cpu, body = timed(fetch, repeats)
+            table.append([what, f"{seconds * 1000:.0f}", f"{cpu * 1000:.0f}", f"{len(body) / 1e6:.2f} MB"])
         return table
     finally:
+        WATCHED.pop()
         server.terminate()
         server.wait(timeout=30)
+
+
+def report_queries(out: Path, url: str, rows: int, repeats: int, note: str = "") -> None:
+    """Part 3 on the store at `url` (written first if it lacks the study), printed as a table."""
+    write_s, table = queries(out, url, rows, repeats)
+    with Store.open(url, create=False) as store:
+        held = len(store.progress(QUERY_STUDY))
+    written = ("" if write_s is None else
+               f"; written in {write_s:.0f} s, {held / write_s:.0f} evaluations/s")
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    print(f"\n3. queries on a store of {held} evaluations ({backend}{written}{'; ' + note if note else ''}; "
+          f"median of {repeats})\n")
+    print(markdown_table(["query", "ms", "CPU ms", "result"], table))
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -392,7 +432,11 @@ def main() -> int:
                         help="trivial evaluations per overhead run")
     parser.add_argument("--rows", type=int, default=100_000, help="evaluations in the query store")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per query")
-    parser.add_argument("--db", help=f"database of the query store (default: {QUERY_STORE})")
+    parser.add_argument("--db", help=f"database of the query store (default: {QUERY_STORE}; "
+                        "with --db, only that one)")
+    parser.add_argument("--backends", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"],
+                        help="query stores to time: postgresql starts a throwaway server from "
+                             "Debian's binaries and copies the SQLite store into it")
     parser.add_argument("--out", default="edgediff-out/bench-service")
     args = parser.parse_args()
     out = Path(args.out).absolute()
@@ -431,15 +475,25 @@ def main() -> int:
                      *OVERHEAD_PARTS, "waiting on Ray", "total / real evaluation"], rows))
 
     if "queries" in args.parts:
-        url = args.db or f"sqlite:///{Path(QUERY_STORE).absolute()}"
-        write_s, rows = queries(out, url, args.rows, args.repeats)
-        with Store.open(url, create=False) as store:
-            held = len(store.outcomes("bench-queries"))
-        written = ("" if write_s is None else
-                   f"; written in {write_s:.0f} s, {held / write_s:.0f} evaluations/s")
-        print(f"\n3. queries on a store of {held} evaluations ({url.split(':', 1)[0]}{written}; "
-              f"median of {args.repeats})\n")
-        print(markdown_table(["query", "ms", "result"], rows))
+        if args.db:
+            report_queries(out, args.db, args.rows, args.repeats)
+        sqlite_url = f"sqlite:///{Path(QUERY_STORE).absolute()}"
+        for backend in [] if args.db else args.backends:
+            if backend == "sqlite":
+                report_queries(out, sqlite_url, args.rows, args.repeats)
+                continue
+            with Store.open(sqlite_url) as store:
+                missing = store.find_study(QUERY_STUDY) is None
+            if missing:  # the PostgreSQL store is a copy of the SQLite one: write that first
+                build_store(sqlite_url, QUERY_STUDY, args.rows)
+            with pg_server.throwaway_server() as (pg_url, server_cpu):
+                WATCHED.append(server_cpu)
+                began = time.perf_counter()
+                copied = pg_server.copy_store(sqlite_url, pg_url)
+                note = (f"a throwaway server, the SQLite store copied in: {copied} rows in "
+                        f"{time.perf_counter() - began:.0f} s")
+                report_queries(out, pg_url, args.rows, args.repeats, note)
+                WATCHED.remove(server_cpu)
     return 0
 
 

@@ -13,6 +13,9 @@ JSON API (documented in the README):
     /api/studies/{study}/front[?method=M]  the front (of one method), with the full model
     /api/studies/{study}/figures[?since=V] the study page's figures, or only the version V when
                                            nothing has changed (the page polls it)
+    /api/studies/{study}/figures/front?macs=LO,HI&fid=LO,HI
+                                           the front figure with the points inside that window
+                                           (GMACs, FID), thinned afresh: what a zoom redraws
     /api/studies/{study}/plans/{plan}      one plan's view
     /api/studies/{study}/plans/{plan}/plan.json    the plan file (a download)
     /api/studies/{study}/plans/{plan}/samples.png  its sample images
@@ -24,6 +27,7 @@ folder and plotly's own plotly.js.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +50,7 @@ from dashboards.render import (
     plan_fragment,
     plan_page,
     study_figures,
+    study_front_figure,
     study_page,
     summary_html,
 )
@@ -113,6 +118,12 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S, allow_remo
         return JSONResponse({"version": view["version"], **study_figures(view),
                              "summary_html": summary_html(view, LINKS)})
 
+    def api_front_figure(request: Request) -> Response:
+        name = request.path_params["study"]
+        macs = _range(request, "macs")
+        window = ((macs[0] * 1e9, macs[1] * 1e9), _range(request, "fid"))
+        return JSONResponse({"front": study_front_figure(views.points_view(store, name, window))})
+
     def api_plan(request: Request) -> Response:
         return JSONResponse(_plan_view(request))
 
@@ -153,6 +164,7 @@ def create_app(store: Store, *, refresh_s: float = DEFAULT_REFRESH_S, allow_remo
         Route("/api/studies/{study}", api_study),
         Route("/api/studies/{study}/front", api_front),
         Route("/api/studies/{study}/figures", api_figures),
+        Route("/api/studies/{study}/figures/front", api_front_figure),
         Route("/api/studies/{study}/plans/{plan}", api_plan),
         Route("/api/studies/{study}/plans/{plan}/plan.json", api_plan_json),
         Route("/api/studies/{study}/plans/{plan}/samples.png", api_samples),
@@ -197,6 +209,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = _error(request, exc.status_code, str(exc.detail))
     response.headers.update(exc.headers or {})  # 405 keeps its Allow header
     return response
+
+
+def _range(request: Request, name: str) -> tuple[float, float]:
+    """The query parameter `name`=LOW,HIGH as two finite numbers, LOW < HIGH; else a 400."""
+    text = request.query_params.get(name, "")
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise HTTPException(400, f"give {name}=LOW,HIGH (two numbers), not '{text[:40]}'") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise HTTPException(400, f"{name}={text[:40]} is not a range: give LOW,HIGH with LOW < HIGH")
+    return low, high
 
 
 def _attachment(filename: str) -> str:

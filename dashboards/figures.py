@@ -47,7 +47,11 @@ def front_figure(view: dict[str, Any]) -> go.Figure:
     methods = list(view["methods"])
     for method, data in view["methods"].items():
         colour = method_colour(method, methods)
-        fig.add_trace(_points_trace(data["points"], f"{method}: all evaluated", colour,
+        shown = len(data["points"])
+        total = data.get("points_total", shown)
+        more = "" if shown == total else f" ({shown} of {total}; zoom for more)"
+        name = f"{method}: all evaluated{more}"
+        fig.add_trace(_points_trace(data["points"], name, colour,
                                     dict(size=7, opacity=0.3), legendgroup=method))
         fig.add_trace(_points_trace(data["front"], f"{method}: front ({len(data['front'])})", colour,
                                     dict(size=11, line=dict(width=1, color="white")),
@@ -56,7 +60,8 @@ def front_figure(view: dict[str, Any]) -> go.Figure:
     if view["full"] is not None:
         fig.add_trace(_points_trace([view["full"]], "full model", "#111111",
                                     dict(size=18, symbol="star")))
-    fids = [p["fid"] for data in view["methods"].values() for p in data["points"] if p["fid"]]
+    fids = view.get("fid_range") or [p["fid"] for data in view["methods"].values()
+                                      for p in data["points"] if p["fid"]]  # every plan's, thinned or not
     if fids and max(fids) > 4 * min(fids):  # broken plans far above the front: a log axis keeps both
         ticks = log_ticks(min(fids), max(fids))
         fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])

@@ -100,8 +100,13 @@ def index_page(studies: list[dict[str, Any]], *, assets: Assets, links: Links, s
 
 def study_figures(view: dict[str, Any]) -> dict[str, Any]:
     """The study page's two figures as Plotly JSON objects."""
-    return {"front": json.loads(figure_json(front_figure(view))),
+    return {"front": study_front_figure(view),
             "hypervolume": json.loads(figure_json(hypervolume_figure(view)))}
+
+
+def study_front_figure(view: dict[str, Any]) -> dict[str, Any]:
+    """The front figure of a study view (or of `views.points_view`) as a Plotly JSON object."""
+    return json.loads(figure_json(front_figure(view)))
 
 
 def summary_html(view: dict[str, Any], links: Links) -> str:

@@ -19,6 +19,9 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
+from dashboards import thinning
 from evaluators.errors import EvaluatorError
 from evaluators.plan import MAX_PLAN_BYTES, Plan
 from search.methods import method_rank
@@ -31,7 +34,6 @@ from storage import (
     Store,
     StoreError,
     normalized_hypervolume,
-    pareto_front,
     reference_point,
 )
 
@@ -56,57 +58,91 @@ def study_list(store: Store) -> list[dict[str, Any]]:
 
 def study_view(store: Store, name: str) -> dict[str, Any]:
     """Everything the study page draws (see the module docstring); `version` changes whenever a
-    new evaluation lands, so a page can tell when to redraw."""
+    new evaluation lands, so a page can tell when to redraw. A large study's clouds of points and
+    curves are thinned (`dashboards.thinning`): `points_total` says how many plans a method has."""
     info = _study(store, name)
     version = store.evaluated_marker(name)  # read first: a write landing meanwhile redraws again
-    points = store.points(name)
-    full = store.full_model_point(name, points)
-    outcomes = store.outcomes(name)
-    proposers = {o.method for o in outcomes} | {m for p in points for m in p.methods}
-    methods = sorted(proposers - {FULL_METHOD}, key=_method_order)
-    base = {} if full is None else _fields(full)
-    dicts = {p.plan_hash: _against(p, base) for p in points}  # a point in several lists: one dict
-    by_method = {}
-    for method in methods:
-        mine = [p for p in points if method in p.methods]
-        by_method[method] = {
-            "points": [dicts[p.plan_hash] for p in mine],
-            "front": [dicts[p.plan_hash] for p in pareto_front(mine)],
-            "hypervolume": normalized_hypervolume(mine, full),
-            "history": hypervolume_history([o for o in outcomes if o.method == method], full),
-        }
+    progress = store.progress(name)  # one read for both plots: the front's rows are among these
+    measured = [(plan, method, macs, fid) for _, plan, method, stage, status, macs, fid, _, _ in progress
+                if stage == "full" and status == "ok" and macs is not None]
+    view, full, fronts = _plot_data(store, name, measured, {row[2] for row in progress}, None)
+    for method, data in view["methods"].items():
+        steps = [(plan, stage, status, macs, fid, passed, finished)
+                 for _, plan, m, stage, status, macs, fid, passed, finished in progress if m == method]
+        data["history"], data["evaluated"] = thinning.curve(steps, full)
+        data["hypervolume"] = normalized_hypervolume(fronts[method], full)
+    statuses = list({row[0]: row[4] for row in progress}.values())  # each evaluation once
     return {
         "study": {
             "name": info.name, "model": info.model, "method": info.method,
             "created_at": info.created_at.isoformat(), "spec": json.loads(info.spec_json),
             "spec_hash": info.spec_hash, "notes": info.notes,
         },
-        **_full_and_reference(full),
-        "methods": by_method,
-        "front": [dicts[p.plan_hash] for p in pareto_front(points)],
+        **view,
         "counts": {
-            "plans": len({o.plan_hash for o in outcomes}),
-            "evaluations_ok": sum(status == "ok" for status in _distinct(outcomes)),
-            "evaluations_failed": sum(status == "failed" for status in _distinct(outcomes)),
+            "plans": len({row[1] for row in progress}),
+            "evaluations_ok": statuses.count("ok"),
+            "evaluations_failed": statuses.count("failed"),
         },
         "version": version,
     }
+
+
+def points_view(store: Store, name: str, window: thinning.Window | None = None) -> dict[str, Any]:
+    """What the front plot draws: per method its points (thinned, inside `window` if given: a zoom),
+    `points_total` and its front; the study's front, the full model and the reference point, and
+    `fid_range` (the lowest and highest FID of every plan)."""
+    _study(store, name)
+    return _plot_data(store, name, store.objectives(name), (), window)[0]
+
+
+def _plot_data(store: Store, name: str, rows: list[Any], methods: Iterable[str],
+               window: thinning.Window | None) -> tuple[dict[str, Any], Point | None, dict[str, list[Point]]]:
+    """(`points_view`, the full model's point, each method's front) from `Store.objectives` rows;
+    `methods`: listed even without points."""
+    full = store.full_model_point(name)
+    cloud = thinning.Cloud.of([(h, macs, fid) for h, _, macs, fid in rows])
+    proposers = np.array([m for _, m, _, _ in rows], dtype=object)
+    names = sorted((set(proposers.tolist()) | set(methods)) - {FULL_METHOD}, key=_method_order)
+    fids = cloud.fid[np.isfinite(cloud.fid)]
+    log_fid = bool(len(fids)) and float(fids.max()) > 4 * float(fids.min())
+    front = set(thinning.front_hashes(cloud))
+    shown, fronts = {}, {}
+    for method in names:
+        mine = cloud.where(proposers == method)  # a candidate per (method, plan): each plan once
+        fronts[method] = set(thinning.front_hashes(mine))
+        shown[method] = (len(mine), thinning.thin(mine, fronts[method], log_fid=log_fid, window=window))
+    wanted = front | set().union(*fronts.values(), *(kept for _, kept in shown.values()))
+    points = store.points(name, plan_hashes=sorted(wanted)) if wanted else []
+    base = {} if full is None else _fields(full)
+    dicts = {p.plan_hash: _against(p, base) for p in points}  # a point in several lists: one dict
+    by_method = {}
+    for method in names:
+        total, kept = shown[method]
+        keep = set(kept)
+        by_method[method] = {
+            "points": [dicts[p.plan_hash] for p in points if p.plan_hash in keep],
+            "points_total": total,
+            "front": [dicts[p.plan_hash] for p in points if p.plan_hash in fronts[method]],
+        }
+    return {**_full_and_reference(full), "methods": by_method,
+            "front": [dicts[p.plan_hash] for p in points if p.plan_hash in front],
+            "fid_range": [float(fids.min()), float(fids.max())] if len(fids) else None}, full, \
+        {m: [p for p in points if p.plan_hash in fronts[m]] for m in names}
 
 
 def front_view(store: Store, name: str, method: str | None = None) -> dict[str, Any]:
     """The study's Pareto front (of one proposing method if given) with the full model's point and
     the reference point: what `study_view` holds, without reading every evaluation."""
     _study(store, name)
-    points = store.points(name)
-    full = store.full_model_point(name, points)
+    full = store.full_model_point(name)
     if method is not None:
         methods = sorted(set(store.methods(name)) - {FULL_METHOD}, key=_method_order)
         if method not in methods:
             known = ", ".join(methods) or "none"
             raise NotFound(f"study '{name}' has no method '{method}' (methods: {known})")
-        points = [p for p in points if method in p.methods]
     return {"study": name, "method": method, **_full_and_reference(full),
-            "front": [point_dict(p, full) for p in pareto_front(points)]}
+            "front": [point_dict(p, full) for p in store.front(name, method=method)]}
 
 
 def _full_and_reference(full: Point | None) -> dict[str, Any]:
@@ -132,23 +168,9 @@ def hypervolume_history(outcomes: Iterable[HistoryEntry], full: Point | None) ->
     failed), stopped by the screen, or failed at the screen. Only ok full-stage measurements add
     points to the front.
     """
-    done: set[str] = set()
-    front: list[Point] = []
-    volume = 0.0
-    history = []
-    for outcome in sorted(outcomes, key=_when_done):
-        if outcome.plan_hash in done or not _finished(outcome):
-            continue
-        done.add(outcome.plan_hash)
-        new = _point(outcome)
-        if outcome.stage == "full" and outcome.status == "ok" and not _dominated(new, front):
-            front = pareto_front([*front, new])
-            volume = normalized_hypervolume(front, full)
-        history.append({
-            "evaluations": len(done), "plan_hash": outcome.plan_hash, "status": _verdict(outcome),
-            "hypervolume": volume, "finished_at": _iso(outcome.finished_at),
-        })
-    return history
+    steps = [(o.plan_hash, o.stage, o.status, o.macs_per_image, o.fid, o.passed_screen,
+              o.finished_at) for o in sorted(outcomes, key=_when_done)]
+    return thinning.curve(steps, full)[0]
 
 
 def plan_view(store: Store, name: str, plan: str) -> dict[str, Any]:
@@ -293,39 +315,9 @@ def _study(store: Store, name: str) -> Any:
     return info
 
 
-def _finished(outcome: HistoryEntry) -> bool:
-    if outcome.stage == "full" or outcome.status == "failed":
-        return True
-    return outcome.passed_screen is False
-
-
 def _when_done(outcome: HistoryEntry) -> tuple[datetime, int]:
     finished = outcome.finished_at or outcome.started_at
     return max(outcome.proposed_at, finished), outcome.evaluation_id
-
-
-def _dominated(point: Point, front: list[Point]) -> bool:
-    """Whether the point adds nothing to the front (unmeasured, or weakly dominated by it)."""
-    if point.macs is None or point.fid is None or not math.isfinite(point.fid):
-        return True
-    return any(q.macs <= point.macs and q.fid <= point.fid for q in front)  # type: ignore[operator]
-
-
-def _verdict(outcome: HistoryEntry) -> str:
-    if outcome.status == "failed":
-        return "failed"
-    return "measured" if outcome.stage == "full" else "stopped at screen"
-
-
-def _point(outcome: HistoryEntry) -> Point:
-    return Point(plan_hash=outcome.plan_hash, macs=outcome.macs_per_image, fid=outcome.fid,
-                 candidate_ids=(outcome.candidate_id,), methods=(outcome.method,))
-
-
-def _distinct(outcomes: list[HistoryEntry]) -> list[str]:
-    """Each evaluation's status once (a plan proposed by two methods has two outcomes per
-    evaluation)."""
-    return list({o.evaluation_id: o.status for o in outcomes}.values())
 
 
 def _evaluation_dict(evaluation: EvaluationInfo) -> dict[str, Any]:

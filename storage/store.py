@@ -324,10 +324,10 @@ class Store:
             points = merge_duplicates(map(rows.point, found))
         return sorted(points, key=_point_order)
 
-    def objectives(self, study: StudyRef, *, stage: str = "full") -> list[tuple[str, str, int, float]]:
+    def objectives(self, study: StudyRef, *, stage: str = "full") -> objectives.Objectives:
         """(plan_hash, method, macs, fid) of every candidate with an ok evaluation at `stage` whose
-        MACs and FID are known: the few columns a plot of every plan needs (see
-        `storage.objectives`)."""
+        MACs are known (fid None if it was not a number): the few columns a plot of every plan
+        needs (see `storage.objectives`)."""
         with self._reading() as session:
             rows.study_row(session, study)
             return objectives.objective_rows(session, study_name(study), stage=stage)

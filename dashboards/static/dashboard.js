@@ -73,12 +73,43 @@
     });
   }
 
+  // A large study's cloud of plans is thinned (the trace names say "zoom for more"): a zoom asks
+  // the server for the plans inside the window, thinned afresh; a reset draws the page's figure.
+  var frontFigure = page.front;
+  var zoomed = null;
+
+  function thinned(data) {
+    return data.some(function (trace) { return /zoom for more/.test(trace.name || ""); });
+  }
+
+  function onFrontZoom(event) {
+    var plot = document.getElementById("front-plot");
+    if (event["xaxis.autorange"] || event["yaxis.autorange"]) {
+      if (zoomed !== null) { zoomed = null; Plotly.react(plot, frontFigure.data, plot.layout, config); }
+      return;
+    }
+    var x = plot.layout.xaxis.range, y = plot.layout.yaxis.range;
+    if (!x || !y || (zoomed === null && !thinned(frontFigure.data))) { return; }
+    if (plot.layout.yaxis.type === "log") { y = [Math.pow(10, y[0]), Math.pow(10, y[1])]; }
+    var key = "macs=" + x[0] + "," + x[1] + "&fid=" + y[0] + "," + y[1];
+    if (key === zoomed) { return; }
+    zoomed = key;
+    fetch(page.figures_url + "/front?" + key)
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (update) {
+        if (update && update.front && zoomed === key) { Plotly.react(plot, update.front.data, plot.layout, config); }
+      })
+      .catch(function () { /* keep what is drawn */ });
+  }
+
   function refresh() {
     fetch(page.figures_url + "?since=" + encodeURIComponent(version), { cache: "no-store" })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (update) {
         if (!update || !update.front || update.version === version) { return; }
         version = update.version;
+        frontFigure = update.front;
+        zoomed = null;
         draw("front-plot", update.front);
         draw("hv-plot", update.hypervolume);
         var summary = document.getElementById("summary");
@@ -90,7 +121,10 @@
   }
 
   if (page.front) {
-    draw("front-plot", page.front).then(function (plot) { plot.on("plotly_click", onPointClick); });
+    draw("front-plot", page.front).then(function (plot) {
+      plot.on("plotly_click", onPointClick);
+      if (!page.static) { plot.on("plotly_relayout", onFrontZoom); }
+    });
     draw("hv-plot", page.hypervolume).then(function (plot) { plot.on("plotly_click", onPointClick); });
     bindLinks(document);
     var wanted = /^#plan=([0-9a-f]+)$/.exec(location.hash);
