@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -439,6 +440,7 @@ def main() -> int:
                              "Debian's binaries and copies the SQLite store into it")
     parser.add_argument("--out", default="edgediff-out/bench-service")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the servers it started
     out = Path(args.out).absolute()
     if out.exists():
         shutil.rmtree(out)

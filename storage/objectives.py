@@ -66,6 +66,49 @@ def front_superset(session: Session, study: str, *, method: str | None, stage: s
 Objectives = list[tuple[str, str, int, float | None]]  # (plan_hash, method, macs, fid)
 
 
+def _quality(key: str) -> Any:
+    return Evaluation.extra[("quality", key)].as_float()
+
+
+def best_superset(
+    session: Session,
+    study: str,
+    *,
+    method: str | None,
+    max_fid: float | None,
+    fid_within: float | None,
+    full_quality: float | None,
+    max_macs: float | None,
+) -> list[str]:
+    """The plan hashes among which `storage.choose.choose` picks, or names in its message, the
+    same plan as among all of the study's: the feasible plans with the fewest MACs (max_macs: with
+    the lowest quality), the plans with the lowest bound (max_macs: the fewest MACs), and one plan
+    with an interval (the message says whether bounds are intervals). The bound is what `choose`
+    compares: max_fid the quality's upper end (else the value), fid_within the paired
+    difference's upper end (else the difference, else quality - full_quality)."""
+
+    def plans(*where: Any) -> Select[Any]:
+        return _measured(study, "full", method, Candidate.plan_hash).where(*where)
+
+    def lowest(value: Any, *where: Any) -> Any:
+        return _measured(study, "full", method, func.min(value)).where(*where).scalar_subquery()
+
+    macs = Evaluation.macs_per_image
+    if max_macs is not None:
+        fits = macs <= max_macs
+        queries = [plans(fits, QUALITY == lowest(QUALITY, fits)), plans(macs == lowest(macs))]
+    else:
+        if max_fid is not None:
+            bound, limit, interval = func.coalesce(_quality("high"), QUALITY), max_fid, _quality("high")
+        else:
+            bound = func.coalesce(_quality("delta_high"), _quality("delta"), QUALITY - full_quality)
+            limit, interval = fid_within, _quality("delta_high")
+        fits = bound <= limit
+        queries = [plans(fits, macs == lowest(macs, fits)), plans(bound == lowest(bound)),
+                   plans(interval.is_not(None)).limit(1)]
+    return sorted({h for query in queries for h in session.scalars(query)})
+
+
 def objective_rows(session: Session, study: str, *, stage: str = "full") -> Objectives:
     """(plan_hash, method, macs, fid) of every candidate with an ok evaluation at `stage` and its
     MACs known (fid None where it was not a number): a plan that several methods proposed has a

@@ -399,15 +399,21 @@ class Store:
         """
         check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
         full = None
-        points = self.points(study, method=method)
         if fid_within is not None:
-            full = self.full_model_point(study, points if method is None else None)
+            full = self.full_model_point(study)
             if full is None or full.quality is None:
                 raise StoreError(
                     f"study '{study_name(study)}' has no evaluation of the full (uncompressed) plan "
                     "to compare "
                     "--fid-within with; evaluate the full plan first"
                 )
+        with self._reading() as session:  # the few plans `choose` can pick or name (see there)
+            rows.study_row(session, study)
+            hashes = objectives.best_superset(
+                session, study_name(study), method=method, max_fid=max_fid, fid_within=fid_within,
+                full_quality=None if full is None else full.quality, max_macs=max_macs,
+            )
+        points = self.points(study, method=method, plan_hashes=hashes) if hashes else []
         where = f"study '{study_name(study)}'" + ("" if method is None else f" (method {method})")
         return choose(
             points,

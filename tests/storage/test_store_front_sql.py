@@ -3,13 +3,15 @@ and reads only the few points that can be on it."""
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
 from store_helpers import add_evaluated, plan_hash, plan_json, record
 
-from storage import pareto_front
+from storage import StoreError, pareto_front
 from storage import rows as store_rows
+from storage.choose import choose
 
 
 def _cloud(store, study, count: int = 150, seed: int = 0) -> None:
@@ -55,6 +57,35 @@ def test_front_reads_only_the_points_near_the_front(store, study, monkeypatch) -
     monkeypatch.setattr(store_rows, "point", lambda row: built.append(row) or original(row))
     front = store.front(study)
     assert built and len(built) <= 3 * len(front) + 4, (len(built), len(front))
+
+
+def _outcome(run):
+    try:
+        return run()
+    except StoreError as err:
+        return str(err)
+
+
+def test_best_reads_few_points_and_chooses_as_over_every_point(store, study, monkeypatch) -> None:
+    _cloud(store, study, seed=3)
+    add_evaluated(store, study, "full", method="full", fid=12.0, macs=1300)
+    add_evaluated(store, study, "wide", method="optuna", fid=4.0, macs=650,  # an interval off the front
+                  extra={"quality": {"objective": "fid", "value": 4.0, "low": 1.0, "high": 30.0,
+                                     "delta": -8.0, "delta_low": -11.0, "delta_high": 18.0}})
+    everything = store.points(study)
+    full = store.full_model_point(study)
+    built = []
+    original = store_rows.point
+    monkeypatch.setattr(store_rows, "point", lambda row: built.append(row) or original(row))
+    cases = [dict(max_fid=v) for v in (0.5, 4.0, 9.0, 14.0)] + [dict(fid_within=v) for v in (-20, -3, 0, 2)]
+    cases += [dict(max_macs=v) for v in (50, 300, 650, 1200)]
+    for given in cases:
+        built.clear()
+        chosen = _outcome(functools.partial(store.best, study, **given))
+        assert len(built) < 20, given
+        expected = _outcome(functools.partial(choose, everything, where=f"study '{study}'", full=full,
+                                              **given))
+        assert chosen == expected, given
 
 
 def test_best_matches_a_choice_over_every_point(store, study) -> None:
