@@ -13,6 +13,7 @@ from dashboard_helpers import serve_in_thread
 
 from dashboards import thinning, views
 from dashboards.render import study_figures
+from evaluators.spec import EvalSpec
 from storage import EvaluationRecord, Point, Store, pareto_front
 
 MODEL, SPEC_HASH = "digits-dit", "a" * 64
@@ -86,7 +87,8 @@ def _large_study(url: str, count: int) -> str:
     study = "large"
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with Store.open(url) as store:
-        store.create_study(study, model=MODEL, spec_json="{}", spec_hash=SPEC_HASH, method="both")
+        store.create_study(study, model=MODEL, spec_json=EvalSpec().to_json(), spec_hash=SPEC_HASH,
+                           method="both")
         rows = [("f" * 64, 8_000_000_000, 30.0), *_cloud(count - 1, seed=5)]
         for k, (plan_hash, macs, fid) in enumerate(rows):
             when = start + timedelta(seconds=k)
