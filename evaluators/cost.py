@@ -118,7 +118,7 @@ def _categorise(counts: dict[str, dict[Any, int]], attention_keys: set[str]) -> 
 def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: int = 1,
                num_inference_steps: int = 50, guidance_scale: float = 1.0,
                convention: Convention = "executed", device: str | torch.device = "meta",
-               text_tokens: int = 120) -> MacCount:
+               text_tokens: int = 120, geometry: Any = None) -> MacCount:
     """MACs of one generation of `num_images` images with `plan` (None: the uncompressed model).
 
     With guidance (> 1) every call carries both CFG halves (batch = 2 * num_images).
@@ -127,10 +127,21 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     (right - left) / N of full attention (0 for a symmetric window), a residual-computing full step
     (1 + (right - left) / N), `asc` halves both products (scores and weighted sum), `ast` is free;
     everything else is counted as executed.
+    `geometry` (`evaluators.calls.Geometry`): the image size, frames and text tokens of the
+    generation, for families whose config fixes no sample size (FLUX, Qwen-Image, Wan; default:
+    the published checkpoint's). A plan whose cache decides at run time which blocks run
+    (FirstBlockCache) is refused: its cost is what executed in a real generation
+    (`evaluators.executed`).
     """
     if convention not in ("executed", "ditfastattn"):
         raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
     facts = facts_of(model)
+    dynamic = [s.section for s in (plan.sections if plan is not None else ())
+               if getattr(s, "input_dependent", False)]
+    if dynamic:
+        raise PlanError(f"plan.{dynamic[0]}: the cache decides during the generation which "
+                        "blocks run, so a count on random inputs says nothing; count what "
+                        "executed in a real generation (evaluators.executed.ExecutionTrace)")
     if plan is None:
         plan = facts.full_plan(model_ref(model, "model"), num_inference_steps, guidance_scale)
     device = torch.device(device)
@@ -139,7 +150,8 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     else:
         twin = model
     batch = num_images * (2 if plan.sampling.guidance_scale > 1 else 1)
-    inputs = facts.family.dummy_inputs(twin, batch, device, text_tokens)
+    extra = {} if geometry is None else {"geometry": geometry}
+    inputs = facts.family.dummy_inputs(twin, batch, device, text_tokens, **extra)
     attention_keys = {f"{type(twin).__name__}.{name}" for name, m in twin.named_modules()
                       if isinstance(m, Attention)}
     self_keys: list[str] = []
@@ -153,8 +165,10 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     with torch.no_grad(), apply_plan(twin, plan) as applied:
         applied.reset()
         for t in timesteps.timesteps.tolist():
-            step_inputs = dict(inputs, timestep=torch.full((batch,), t, device=device,
-                                                           dtype=torch.long))
+            step_inputs = dict(inputs, timestep=facts.family.timestep_input(t, batch, device))
+            for runtime in applied.runtimes.values():  # meta timesteps cannot be read back
+                if getattr(runtime, "tracker", None) is not None:
+                    runtime.tracker.value = float(t)
             with FlopCounterMode(display=False) as counter, use:
                 twin(**step_inputs)
             counts = counter.get_flop_counts()

@@ -236,8 +236,14 @@ class Evaluator:
     def macs(self, plan: Plan) -> tuple[int, dict[str, Any]]:
         """MACs per image of `plan` and the per-step / per-type breakdown (counted once per plan)."""
         key = plan.content_hash()
+        executed = getattr(self.subject, "executed", {}).get(key)
+        if executed is not None:  # a run-time cache: what executed in this evaluation's images
+            macs, images, per_call = executed
+            return int(round(macs / images)), {"macs_source": "executed",
+                                               "macs_per_call": per_call, "images": images}
         if key not in self._macs:
-            count = count_macs(self.denoiser, plan, num_images=1)
+            count = count_macs(self.denoiser, plan, num_images=1,
+                               geometry=getattr(self.subject, "geometry", None))
             detail = {"macs_per_step": count.per_step, "macs_by_type": count.by_type}
             if count.footprint is not None:  # parameters that never run (depth-skip)
                 detail["params"] = count.footprint.to_dict()

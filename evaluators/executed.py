@@ -92,7 +92,11 @@ class _CountHook(ModelHook):
         self.trace, self.name = trace, name
 
     def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        self.trace.samples[self.name] = self.trace.samples.get(self.name, 0) + _batch(args, kwargs)
+        batch = _batch(args, kwargs)
+        if self.name == "call":
+            self.trace.calls.append({})
+        for table in (self.trace.samples, *self.trace.calls[-1:]):
+            table[self.name] = table.get(self.name, 0) + batch
         return args, kwargs
 
 
@@ -109,6 +113,7 @@ class ExecutionTrace:
 
     model: torch.nn.Module
     samples: dict[str, int] = field(default_factory=dict)
+    calls: list[dict[str, int]] = field(default_factory=list)  # the samples of each call
     _installed: list[tuple[torch.nn.Module, bool, bool]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -136,17 +141,22 @@ class ExecutionTrace:
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
-    def macs(self, per_sample: UnitMacs) -> int:
+    def macs(self, per_sample: UnitMacs, samples: dict[str, int] | None = None) -> int:
         """MACs of what executed: each computed unit once per sample it processed."""
-        total = self.samples.get("call", 0) * per_sample.rest
+        samples = self.samples if samples is None else samples
+        total = samples.get("call", 0) * per_sample.rest
         for name, macs in per_sample.units.items():
-            done = self.samples.get(name, 0)
+            done = samples.get(name, 0)
             if _is_block(name):
                 inner = sum(v for k, v in per_sample.units.items() if k.startswith(name + "."))
                 total += done * (macs - inner)
             else:
                 total += done * macs
         return total
+
+    def macs_per_call(self, per_sample: UnitMacs) -> list[int]:
+        """MACs of each denoiser call, in order."""
+        return [self.macs(per_sample, call) for call in self.calls]
 
     def blocks_run(self) -> dict[str, int]:
         """Samples each block processed (a block a cache skipped processed none)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from evaluators.executed import ExecutionTrace
 from evaluators.plan import Plan
 from evaluators.subjects import Condition, Subject
 from evaluators.zoo import ModelLoadError
@@ -28,8 +29,10 @@ EMBEDS_FILE = "prompt_embeds.safetensors"
 class PromptEmbeddings:
     """Prompt text -> (sequence embedding (L, D), pooled embedding (D,) or None)."""
 
-    def __init__(self, table: dict[str, tuple[torch.Tensor, torch.Tensor | None]]) -> None:
+    def __init__(self, table: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+                 size: tuple[int, int] | None = None) -> None:
         self.table = table
+        self.size = size  # (height, width) the pipeline generates at, where the folder says
 
     @classmethod
     def load(cls, folder: str | Path) -> PromptEmbeddings | None:
@@ -40,12 +43,14 @@ class PromptEmbeddings:
 
         table: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         with safe_open(str(path), framework="pt") as f:
-            prompts = json.loads((f.metadata() or {}).get("prompts", "[]"))
+            meta = f.metadata() or {}
+            prompts = json.loads(meta.get("prompts", "[]"))
+            size = tuple(json.loads(meta["size"])) if "size" in meta else None
             keys = set(f.keys())
             for i, prompt in enumerate(prompts):
                 pooled = f.get_tensor(f"pooled.{i}") if f"pooled.{i}" in keys else None
                 table[prompt] = (f.get_tensor(f"embeds.{i}"), pooled)
-        return cls(table)
+        return cls(table, size)  # type: ignore[arg-type]
 
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file
@@ -56,7 +61,10 @@ class PromptEmbeddings:
             if pooled is not None:
                 tensors[f"pooled.{i}"] = pooled.contiguous()
         path = Path(folder) / EMBEDS_FILE
-        save_file(tensors, str(path), metadata={"prompts": json.dumps(list(self.table))})
+        meta = {"prompts": json.dumps(list(self.table))}
+        if self.size is not None:
+            meta["size"] = json.dumps(list(self.size))
+        save_file(tensors, str(path), metadata=meta)
         return path
 
     def get(self, prompt: str, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -81,9 +89,25 @@ class EmbeddedPromptSubject(Subject):
 
         self.name, self.pipeline, self.embeddings = name, pipeline, embeddings
         self.denoiser = denoiser_of(pipeline)
+        if height is None and embeddings is not None and embeddings.size is not None:
+            height, width = embeddings.size
         self.height, self.width = height, width
         self._encoded: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.executed: dict[str, tuple[int, int, list[int]]] = {}  # plan hash -> (MACs, images,
+        # MACs per call) of the generations a run-time cache decided
 
+    @property
+    def geometry(self) -> Any:
+        """The generation's shape for meta counts (`evaluators.calls.Geometry`)."""
+        from evaluators.calls import Geometry
+
+        scale = int(getattr(self.pipeline, "vae_scale_factor", 8))
+        height = self.height or int(self.pipeline.default_sample_size * scale)
+        width = self.width or height
+        tokens = 77
+        if self.embeddings is not None and self.embeddings.table:
+            tokens = int(next(iter(self.embeddings.table.values()))[0].shape[0])
+        return Geometry(height, width, 1, tokens, scale)
     def embed(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The prompt's embeddings: from the folder's file, else encoded once by the pipeline."""
         if prompt in self._encoded:
@@ -125,10 +149,27 @@ class EmbeddedPromptSubject(Subject):
                     len(seeds), *neg_pooled.shape).to(device, dtype)
         if on_step is not None:
             kwargs["callback_on_step_end"] = lambda *a, **k: (on_step(), a[-1])[1]
-        with torch.no_grad(), apply_plan(self.pipeline, plan):
-            images = self.pipeline(**kwargs).images
+        dynamic = any(getattr(s, "input_dependent", False) for s in plan.sections)
+        trace = ExecutionTrace(self.denoiser) if dynamic else None
+        try:
+            with torch.no_grad(), apply_plan(self.pipeline, plan):
+                images = self.pipeline(**kwargs).images
+        finally:
+            if trace is not None:
+                trace.remove()
+        if trace is not None:
+            self._record(plan, trace, len(seeds))
         images = torch.as_tensor(images)
         return images.permute(0, 3, 1, 2).float().clamp(0.0, 1.0)
+
+
+    def _record(self, plan: Plan, trace: Any, images: int) -> None:
+        from evaluators.executed import unit_macs
+
+        per_sample = unit_macs(self.denoiser, self.geometry)
+        macs, done, per_call = self.executed.get(plan.content_hash(), (0, 0, []))
+        calls = trace.macs_per_call(per_sample)
+        self.executed[plan.content_hash()] = (macs + sum(calls), done + images, per_call + calls)
 
 
 def _takes_negative(pipeline: Any) -> bool:

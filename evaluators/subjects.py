@@ -197,6 +197,15 @@ def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
         return DigitsSubject(name, load_model(name, device), load_scheduler(name))
     from diffusers import DiffusionPipeline
 
+    if _embedded_prompts(entry):
+        from evaluators.prompt_embeds import (
+            EmbeddedPromptSubject,
+            PromptEmbeddings,
+            load_embedded_pipeline,
+        )
+
+        return EmbeddedPromptSubject(name, load_embedded_pipeline(entry.source, device),
+                                     PromptEmbeddings.load(entry.source))
     try:
         pipeline = DiffusionPipeline.from_pretrained(entry.source)
     except (OSError, ValueError) as err:
@@ -214,3 +223,16 @@ def _is_digits_flux(source: str) -> bool:
     if not config.is_file():
         return False
     return json.loads(config.read_text()).get("_class_name") == "DigitsPromptEncoder"
+
+
+def _embedded_prompts(entry: Any) -> bool:
+    """A local pipeline folder of a deployed family (FLUX, SD3, Qwen-Image, Wan, SDXL) or one
+    that carries its prompts as embeddings: driven by prompt embeddings."""
+    from evaluators.prompt_embeds import EMBEDS_FILE
+
+    folder = Path(entry.source)
+    if not (folder / "model_index.json").is_file():
+        return False
+    return (folder / EMBEDS_FILE).is_file() or entry.model_class in (
+        "FluxTransformer2DModel", "SD3Transformer2DModel", "QwenImageTransformer2DModel",
+        "WanTransformer3DModel")

@@ -136,7 +136,7 @@ class _Search:
                                       "the uncompressed model")
         if existing is not None:
             _same_study(existing, spec_hash=run.spec_hash)
-        self.methods = resolve_methods(config, run.facts["kind"])
+        self.methods = resolve_methods(config, run.facts.get("method_family", run.facts["kind"]))
         self.report(f"methods for this {run.facts['kind']}: {' + '.join(self.methods)}")
         self.run_reference = run
         self.reference = ray.put(run.reference)

@@ -86,6 +86,10 @@ register(SearchMethod(
     "deepcache-grid", "search.strategies.deepcache_grid:DeepCacheGridStrategy",
     "the DeepCache grid of branches x intervals (U-Nets)", family="unet", baseline=True))
 register(SearchMethod(
+    "library-default", "search.strategies.library_default:LibraryDefaultStrategy",
+    "diffusers' caches at their shipped defaults and README sweeps (FLUX, SD3, Qwen-Image, Wan)",
+    family="library-cache", baseline=True))
+register(SearchMethod(
     "optuna", "search.strategies.optuna_search:OptunaStrategy",
     "Optuna's multi-objective search of MACs and FID (any model)"))
 

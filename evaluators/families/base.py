@@ -73,7 +73,10 @@ class ModelFacts:
         else:
             out = {"kind": "unet", "num_branches": self.num_branches, "max_level": self.max_level,
                    "skip_levels": list(self.skip_levels)}
-        return {**out, "groups": list(self.family.search)}
+        out["groups"] = list(self.family.search)
+        if self.family.method_family is not None:  # whose baseline search method it runs
+            out["method_family"] = self.family.method_family
+        return out
 
     def full_plan(self, ref: ModelRef, num_inference_steps: int, guidance_scale: float) -> Plan:
         """The uncompressed plan of this model (all `full` where a section is required)."""
@@ -96,6 +99,8 @@ class Family:
         cfg_order: which classifier-free guidance half comes first in the batch.
         search: the search's parameter groups for the family, after `steps`, in the order trials
             draw them (`search/params/<name>.py`: a plan section, or `spacing`).
+        method_family: which search methods apply, where not the denoiser kind's
+            (`library-cache` for the families that run diffusers' caches).
     """
 
     name: str
@@ -105,6 +110,7 @@ class Family:
     required: Mapping[str, str] = field(default_factory=dict)
     cfg_order: CfgOrder = "cond-first"
     search: tuple[str, ...] = ()
+    method_family: str | None = None
 
     def read(self, model: torch.nn.Module) -> ModelFacts:
         """The facts of a loaded (or meta) model; PlanError for a structure plans cannot handle."""
@@ -114,6 +120,13 @@ class Family:
                      text_tokens: int) -> dict[str, Any]:
         """Random inputs of the right shapes for one denoiser call (no timestep)."""
         raise NotImplementedError
+
+    def timestep_input(self, t: float, batch: int, device: Any) -> Any:
+        """The `timestep` argument of one call at timestep t (0..1000 scale), as the family's
+        pipelines pass it (an integer tensor here; FLUX and Qwen-Image take t / 1000)."""
+        import torch
+
+        return torch.full((batch,), t, device=device, dtype=torch.long)
 
     def cfg_order_of(self, model: Any) -> CfgOrder:
         """The CFG order of this model (the family's, unless its config says otherwise)."""

@@ -1,5 +1,6 @@
 """diffusers U-Nets: pixel-space `UNet2DModel` (the shipped digits U-Net, DDPM/DDIM checkpoints)
-and the text-conditional `UNet2DConditionModel` (Stable Diffusion 1.x/2.x).
+and the text-conditional `UNet2DConditionModel` (Stable Diffusion 1.x/2.x, and SDXL: its
+`added_cond_kwargs`, pooled text embeddings and size/crop time ids, come from `evaluators.calls`).
 
 Both run DeepCache and depth-skip; their skip branches and resolution levels come from
 `evaluators.runtime.unet.unet_layout` (DeepCache's `cache_branch_id` numbering). edgediff's own
@@ -32,10 +33,18 @@ class UNetFamily(Family):
                           cfg_order=self.cfg_order)
 
     def dummy_inputs(self, model: torch.nn.Module, batch: int, device: torch.device,
-                     text_tokens: int) -> dict[str, Any]:
+                     text_tokens: int, geometry: Any = None) -> dict[str, Any]:
         import torch
 
         cfg = model.config
+        if getattr(cfg, "addition_embed_type", None) == "text_time":  # SDXL: added conditioning
+            from evaluators.calls import Geometry, denoiser_call
+
+            size = cfg.sample_size * 8
+            geometry = geometry or Geometry(size, size, text_tokens=77)
+            inputs = denoiser_call(model, batch, geometry, device=device)
+            inputs.pop("timestep")
+            return inputs
         size = cfg.sample_size
         h, w = (size, size) if isinstance(size, int) else tuple(size)
         inputs: dict[str, Any] = {"sample": torch.randn(batch, cfg.in_channels, h, w, device=device)}

@@ -81,6 +81,8 @@ class AppliedPlan:
         self.plan = plan
         self.model = model
         self.state = RunState(plan.num_steps)
+        # pipelines that call the denoiser once per CFG half pass the same timestep twice
+        self.state.same_step_repeats = getattr(family_of(model), "cfg", "") == "separate"
         self._target = target
         self._installation = Installation()
         self._scheduler: Any = None

@@ -30,6 +30,8 @@ class RunState:
         frozen: while True the clock does not move and techniques do not write their caches
             (trial forwards of a calibration, e.g. the DiTFastAttn greedy search).
         generations: how many generations have started since the plan was applied.
+        same_step_repeats: a call at the timestep of the last one is that step's other CFG half
+            (pipelines that call the denoiser once per half: Qwen-Image, Wan).
     """
 
     def __init__(self, num_steps: int) -> None:
@@ -38,6 +40,7 @@ class RunState:
         self.manual = False
         self.frozen = False
         self.generations = 0
+        self.same_step_repeats = False  # a call at the same timestep is the same step
         self._last_timestep: float | None = None
         self._on_reset: list[Callable[[], None]] = []
         self._on_step: list[Callable[[int], None]] = []
@@ -69,6 +72,9 @@ class RunState:
         if self.manual or self.frozen:
             return
         last = self._last_timestep
+        if self.same_step_repeats and self.step >= 0 and timestep is not None \
+                and timestep == last:
+            return  # the other CFG half of this step (Qwen-Image, Wan: one call per half)
         new_generation = self.step < 0 or (
             timestep is not None and last is not None and timestep >= last)
         if not new_generation and self.step + 1 >= self.num_steps:

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from evaluators.plan import PlanError
+from evaluators.fields import PlanError
+from evaluators.techniques.base import Technique
 
 # Families whose transformer blocks diffusers' block registry knows (the block-level caches need
 # it), with the scale their forward receives timesteps on (FLUX and Qwen-Image get t / 1000).
@@ -81,7 +82,7 @@ def timestep_range(data: Mapping[str, Any], key: str, where: str,
 
 
 @dataclass(frozen=True)
-class LibrarySection:
+class LibrarySection(Technique):
     """Base of the diffusers-cache sections (frozen dataclasses of JSON-typed knobs).
 
     Class attributes as for every technique: `section` (the plan key, diffusers' module name),
@@ -103,6 +104,16 @@ class LibrarySection:
                        timestep: Any) -> dict[str, Any]:  # pragma: no cover - abstract
         """Keyword arguments of the diffusers config (`timestep`: the current-timestep callback)."""
         raise NotImplementedError
+
+    # True where the cache decides at run time which blocks run (its cost needs a real run).
+    input_dependent: ClassVar[bool] = False
+
+    def check_with(self, sections: Any) -> None:
+        others = [n for n, s in sections.items()
+                  if n != self.section and isinstance(s, LibrarySection)]
+        if others:
+            raise PlanError(f"plan: {self.section} and {others[0]} in one plan; diffusers runs "
+                            "one cache at a time on a model, keep one of them")
 
     def check_model(self, model_class: str) -> None:
         """Refuse, in one line, a family this cache does not run on."""

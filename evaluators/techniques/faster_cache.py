@@ -21,6 +21,7 @@ from evaluators.techniques._library import (
     number,
     timestep_range,
 )
+from evaluators.techniques.base import register
 
 BATCHED_CFG = {"SD3Transformer2DModel": "BCHW"}  # families whose halves travel in one call
 BATCHED_EXTRA = {"SD3Transformer2DModel": ("pooled_projections",)}
@@ -29,6 +30,7 @@ _FIELDS = ("spatial_attention_block_skip_range", "spatial_attention_timestep_ski
            "attention_weight", "alpha_low_frequency", "alpha_high_frequency")
 
 
+@register
 @dataclass(frozen=True)
 class FasterCache(LibrarySection):
     """Attributes:

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from evaluators.techniques._library import CACHE_FAMILIES, LibrarySection, check_object, number
+from evaluators.techniques.base import register
 
 DEFAULT_THRESHOLD = 0.05
 README_SWEEP = (0.05, 0.08, 0.12, 0.2)  # thresholds ParaAttention's README and issues compare
 
 
+@register
 @dataclass(frozen=True)
 class FirstBlockCache(LibrarySection):
     """Attributes:
@@ -28,6 +30,7 @@ class FirstBlockCache(LibrarySection):
     title: ClassVar[str] = "FirstBlockCache"
     # SD3's last block returns no text stream, which diffusers' first-block cache needs.
     families: ClassVar[frozenset[str]] = frozenset(CACHE_FAMILIES) - {"SD3Transformer2DModel"}
+    input_dependent: ClassVar[bool] = True
     threshold: float = DEFAULT_THRESHOLD
 
     @classmethod

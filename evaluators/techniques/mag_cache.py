@@ -20,10 +20,12 @@ from evaluators.techniques._library import (
     integer,
     number,
 )
+from evaluators.techniques.base import register
 
 README_SWEEP = ((0.06, 3), (0.12, 4), (0.24, 5))  # (threshold, K) settings MagCache's README shows
 
 
+@register
 @dataclass(frozen=True)
 class MagCache(LibrarySection):
     """Attributes:

@@ -18,11 +18,13 @@ from evaluators.techniques._library import (
     integer,
     timestep_range,
 )
+from evaluators.techniques.base import register
 
 _FIELDS = ("spatial_attention_block_skip_range", "spatial_attention_timestep_skip_range",
            "cross_attention_block_skip_range", "cross_attention_timestep_skip_range")
 
 
+@register
 @dataclass(frozen=True)
 class PyramidAttentionBroadcast(LibrarySection):
     """Attributes:

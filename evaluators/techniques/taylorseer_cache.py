@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from evaluators.techniques._library import LibrarySection, check_object, fail, integer
+from evaluators.techniques.base import register
 
 FACTOR_DTYPES = ("bfloat16", "float32")
 # Wan's attention modules are `blocks.<i>.attn1` / `attn2`; diffusers' default patterns end in
@@ -21,6 +22,7 @@ WAN_ATTENTION = {"WanTransformer3DModel": (r"^blocks\.\d+\.attn1$", r"^blocks\.\
 README_INTERVALS = (3, 4, 5, 6)  # the intervals TaylorSeer's README and paper tables compare
 
 
+@register
 @dataclass(frozen=True)
 class TaylorSeerCache(LibrarySection):
     """Attributes:

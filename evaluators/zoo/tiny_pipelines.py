@@ -83,5 +83,6 @@ def save_tiny_pipeline(kind: str, folder: str | Path, prompts: Sequence[str],
     else:
         raise ValueError(f"unknown tiny pipeline '{kind}': use flux or sdxl")
     pipe.save_pretrained(folder)
+    embeds.size = (TINY_IMAGE, TINY_IMAGE)
     embeds.save(folder)
     return folder

@@ -152,3 +152,48 @@ def test_sections_round_trip_their_json():
                     FasterCache(3), PyramidAttentionBroadcast(3, (0, 900))):
         assert type(section).parse(section.to_dict(), Sampling(10 if section.section !=
                                                               "mag_cache" else 2)) == section
+
+
+def test_apply_plan_identity_is_bit_exact_and_a_cache_plan_is_removed_exactly(model):
+    from evaluators.families import facts_of
+    from evaluators.plan import Plan
+    from evaluators.runtime import apply_plan, model_ref
+
+    full, _ = _run(model)
+    identity = facts_of(model).full_plan(model_ref(model, "tiny"), len(TIMESTEPS), 1.0)
+    before = _attributes(model)
+    with apply_plan(model, identity), torch.no_grad():
+        same = [model(**call)[0] for call in _calls(model)]
+    assert all(torch.equal(a, b) for a, b in zip(full, same, strict=True))
+    cached = Plan.from_dict({**identity.to_dict(), "taylorseer_cache": {"cache_interval": 2}})
+    with apply_plan(model, cached) as applied, torch.no_grad():
+        assert type(applied.runtimes["taylorseer_cache"]).__name__ == "LibraryCache"
+        [model(**call) for call in _calls(model)]
+    assert _attributes(model) == before
+
+
+def test_other_diffusers_classes_are_refused_in_one_line():
+    from diffusers import AutoencoderKL
+
+    from evaluators.cost import count_macs
+
+    vae = AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=4)
+    with pytest.raises(PlanError, match=r"^AutoencoderKL is not supported by edgediff plans: "
+                                        r"supported models are .*FluxTransformer2DModel"):
+        count_macs(vae)
+
+
+def test_one_call_per_cfg_half_is_one_step_for_qwen_image_and_wan():
+    from evaluators.families import facts_of
+    from evaluators.runtime import apply_plan, model_ref
+
+    for cls in ("QwenImageTransformer2DModel", "WanTransformer3DModel"):
+        model = build_tiny(cls)
+        plan = facts_of(model).full_plan(model_ref(model, "tiny"), len(TIMESTEPS), 4.0)
+        steps = []
+        with apply_plan(model, plan) as applied, torch.no_grad():
+            for call in _calls(model):
+                for _half in ("cond", "uncond"):
+                    model(**call)
+                    steps.append(applied.state.step)
+        assert steps == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -26,7 +26,7 @@ def config(*methods: str) -> SearchConfig:
 
 def test_every_registered_method_names_a_strategy_of_its_own_name():
     names = [m.name for m in search_methods()]
-    assert names == ["greedy", "deepcache-grid", "optuna"]  # baselines first
+    assert names == ["greedy", "deepcache-grid", "library-default", "optuna"]  # baselines first
     for method in search_methods():
         cls = method.strategy_class()
         assert issubclass(cls, Strategy) and cls.method == method.name and method.help
@@ -35,6 +35,7 @@ def test_every_registered_method_names_a_strategy_of_its_own_name():
 def test_each_family_has_its_baseline():
     assert baseline_for("transformer").name == "greedy"
     assert baseline_for("unet").name == "deepcache-grid"
+    assert baseline_for("library-cache").name == "library-default"  # FLUX, SD3, Qwen, Wan
     with pytest.raises(KeyError, match="no baseline"):
         baseline_for("flow")
     assert method_rank("greedy") == method_rank("deepcache-grid") == 0
@@ -52,7 +53,7 @@ def test_baseline_resolves_per_family_and_a_method_of_another_family_is_refused(
 
 def test_unknown_methods_are_refused_before_anything_runs():
     with pytest.raises(SearchError, match="unknown search method annealing: choose greedy, "
-                                          "deepcache-grid, optuna, baseline"):
+                                          "deepcache-grid, library-default, optuna, baseline"):
         check_config(config("annealing"))
     with pytest.raises(KeyError, match="unknown search method 'annealing'"):
         search_method("annealing")

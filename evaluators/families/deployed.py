@@ -1,0 +1,84 @@
+"""The transformer families people deploy now: FLUX (dual- and single-stream blocks,
+guidance-distilled), SD3 / SD3.5 (MMDiT), Qwen-Image (MMDiT) and Wan 2.x (video).
+
+They run diffusers' own caches (`first_block_cache`, `taylorseer_cache`, `mag_cache`,
+`faster_cache`, `pyramid_attention_broadcast`; one per plan) through `enable_cache` or the
+`apply_*` functions of the installed diffusers. A denoiser call's inputs come from
+`evaluators.calls` at a generation's `Geometry` (image size, frames, text tokens): a meta count
+needs them, since these configs carry no sample size that fixes the tokens. CFG: FLUX.1-dev is
+guidance-distilled (one call per step, no halves); SD3 batches (uncond, cond) in one call;
+Qwen-Image and Wan call the transformer once per half, each in its own cache context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from evaluators.families.base import Family, ModelFacts, register_family
+
+if TYPE_CHECKING:
+    import torch
+
+CACHES = ("first_block_cache", "taylorseer_cache", "mag_cache", "faster_cache",
+          "pyramid_attention_broadcast")
+SEARCH = ("library_cache",)  # search/params/library_cache.py: one cache and its knobs
+BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks", "blocks")
+
+
+@dataclass(frozen=True)
+class DeployedTransformer(Family):
+    """A deployed transformer family.
+
+    Attributes:
+        cfg: `distilled`, `batched` (both halves in one call) or `separate` (one call per half).
+        timestep_scale: what the pipeline divides the 0..1000 timestep by before the call.
+        default_geometry: (height, width, frames, text tokens) of the published checkpoint.
+    """
+
+    method_family: str | None = "library-cache"
+    cfg: Literal["distilled", "batched", "separate"] = "batched"
+    timestep_scale: float = 1.0
+    default_geometry: tuple[int, int, int, int] = (1024, 1024, 1, 512)
+
+    def read(self, model: torch.nn.Module) -> ModelFacts:
+        from evaluators.calls import Geometry, image_tokens
+
+        blocks = sum(len(getattr(model, n)) for n in BLOCK_LISTS if hasattr(model, n))
+        cfg = model.config
+        h, w, frames, text = self.default_geometry
+        return ModelFacts(self, type(model).__name__, num_layers=blocks, cfg_order=self.cfg_order,
+                          num_tokens=image_tokens(model, Geometry(h, w, frames, text)),
+                          hidden_dim=cfg.num_attention_heads * cfg.attention_head_dim)
+
+    def dummy_inputs(self, model: torch.nn.Module, batch: int, device: torch.device,
+                     text_tokens: int, geometry: Any = None) -> dict[str, Any]:
+        from evaluators.calls import Geometry, denoiser_call
+
+        if geometry is None:
+            h, w, frames, text = self.default_geometry
+            geometry = Geometry(h, w, frames, text)
+        inputs = denoiser_call(model, batch, geometry, device=device)
+        inputs.pop("timestep")
+        return inputs
+
+    def timestep_input(self, t: float, batch: int, device: Any) -> Any:
+        import torch
+
+        if self.name == "wan":  # Wan's pipeline passes the scheduler's integer-valued timesteps
+            return torch.full((batch,), int(t), dtype=torch.long, device=device)
+        return torch.full((batch,), t / self.timestep_scale, device=device)
+
+
+FLUX = register_family(DeployedTransformer(
+    "flux", ("FluxTransformer2DModel",), "transformer", CACHES, {}, "cond-first", SEARCH,
+    cfg="distilled", timestep_scale=1000.0, default_geometry=(1024, 1024, 1, 512)))
+SD3 = register_family(DeployedTransformer(
+    "sd3", ("SD3Transformer2DModel",), "transformer", CACHES[1:], {}, "uncond-first", SEARCH,
+    cfg="batched", default_geometry=(1024, 1024, 1, 333)))
+QWEN_IMAGE = register_family(DeployedTransformer(
+    "qwen-image", ("QwenImageTransformer2DModel",), "transformer", CACHES, {}, "cond-first",
+    SEARCH, cfg="separate", timestep_scale=1000.0, default_geometry=(1328, 1328, 1, 128)))
+WAN = register_family(DeployedTransformer(
+    "wan", ("WanTransformer3DModel",), "transformer", CACHES, {}, "cond-first", SEARCH,
+    cfg="separate", default_geometry=(480, 832, 81, 512)))

@@ -1,0 +1,48 @@
+"""A budget-2 search end to end on a tiny FLUX-family pipeline saved to a folder: diffusers' own
+caches at their library defaults (the baseline) beside Optuna's searched plans on one front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluators.plan import Plan
+from evaluators.spec import EvalSpec
+from evaluators.zoo.tiny_pipelines import save_tiny_pipeline
+from search.driver import SearchConfig, run_search
+from storage import FULL_METHOD, Store
+
+PROMPTS = ("a red square", "a blue circle", "a green line")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: Path,
+                                                                      ray_local) -> None:
+    folder = save_tiny_pipeline("flux", tmp_path / "tiny-flux", PROMPTS)
+    spec = EvalSpec(num_images=3, num_inference_steps=4, batch_size=3, guidance_scale=3.5,
+                    prompts=PROMPTS, feature="digits")
+    config = SearchConfig(study="tiny-flux", model=str(folder), spec=spec, budget=2, workers=1,
+                          db_url=f"sqlite:///{tmp_path / 'store.db'}",
+                          cache_dir=str(tmp_path / "cache"), threads=1)
+    result = run_search(config)
+    assert result.stopped == "finished"
+    with Store.open(config.db_url) as store:
+        full = store.full_model_point(config.study)
+        baseline = store.candidates(config.study, method="library-default")
+        searched = store.candidates(config.study, method="optuna")
+        assert len(baseline) == 2 and len(searched) >= 1
+        assert any(c.label.startswith("library default: FirstBlockCache") for c in baseline)
+        fbc = next(c for c in baseline if "FirstBlockCache" in c.label)
+        assert Plan.from_json(fbc.plan_json).section("first_block_cache").threshold == 0.05
+        points = {p.plan_hash: p for p in store.points(config.study)}
+        assert points[fbc.plan_hash].macs < full.macs  # what executed: blocks were skipped
+        assert store.candidates(config.study, method=FULL_METHOD)
