@@ -14,7 +14,7 @@ from edgediff.aliases import add_deprecated
 from edgediff.boundary import one_line, run_command
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.plan import ATTENTION_METHODS, MAX_GUIDANCE, MAX_STEPS
-from evaluators.spec import FEATURES, MAX_SEED
+from evaluators.spec import FEATURES, MAX_SEED, QUALITY
 from evaluators.zoo import SHIPPED, SHIPPED_GENERATORS
 
 
@@ -358,8 +358,12 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
                    help="PSNR (dB) a plan needs to pass the screen")
     p.add_argument("--classes", type=_class_list, help="class labels to cycle through, e.g. 1,7,9")
     p.add_argument("--prompts", help="text file, one prompt per line (text-to-image models)")
-    p.add_argument("--reference", help="real images for FID: 'digits' or a folder")
-    p.add_argument("--feature", choices=FEATURES, help="FID feature space")
+    p.add_argument("--reference", help="real images for FID/KID: 'digits', a folder, or a statistics "
+                                       "file (.npz with mu and sigma, or .safetensors)")
+    p.add_argument("--feature", choices=FEATURES, help="FID/KID feature space (inception for real models)")
+    p.add_argument("--quality", choices=QUALITY, help="quality objective (new study: fid); fidelity: "
+                                                      "1 - SSIM to the uncompressed model, no reference set")
+    p.add_argument("--clip-model", help="local folder of a CLIP model: also measure the CLIP score")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="where the uncompressed model's run is cached")

@@ -22,6 +22,7 @@ SPEC_OPTIONS = {  # CLI option -> EvalSpec field
     "images": "num_images", "seed": "seed", "steps": "num_inference_steps",
     "guidance": "guidance_scale", "screen_images": "screen_images",
     "screen_min_psnr": "screen_min_psnr", "reference": "reference", "feature": "feature",
+    "quality": "quality", "clip_model": "clip_model",
 }
 
 

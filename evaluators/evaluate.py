@@ -41,12 +41,15 @@ from evaluators.errors import UnusableImagesError
 from evaluators.families import facts_of
 from evaluators.identity import environment, feature_digest, measurement_hash
 from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
+from evaluators.metrics import QualityMeter, QualityResult, check_feature_fits
+from evaluators.metrics.features import RealStats, is_stats_file
 from evaluators.plan import Plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
 from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
+from evaluators.scoring import quality_meter
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
-from evaluators.subjects import Subject, load_subject
+from evaluators.subjects import DigitsSubject, Subject, load_subject
 
 __all__ = ["Evaluator", "Measurement", "Reference", "evaluate_plan"]
 
@@ -81,6 +84,9 @@ class Evaluator:
         self.model, self.spec, self.progress = model, spec, progress
         self.subject = subject or load_subject(model, device)
         self.denoiser = self.subject.denoiser
+        if feature is None and reference_images is None:  # digits features on RGB images: refuse
+            check_feature_fits(spec.quality, spec.feature, isinstance(self.subject, DigitsSubject), model)
+        self._meter: QualityMeter | None = None
         self.device = next(self.denoiser.parameters()).device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._feature_override = feature
@@ -107,10 +113,32 @@ class Evaluator:
         if ref.measurement.samples is None:  # a run from the cache file, kept there without them
             sheet = self._samples(_from_u8(ref.images[:SAMPLE_COUNT]))
             ref.measurement = replace(ref.measurement, samples=sheet)
-        if self._scorer is None:
+        if self._scorer is None and self._distribution:
             self._scorer = self._new_scorer(with_reference=False)
             self._scorer.load_reference_state(ref.fid_state)
+        if self._meter is None:
+            self._meter = self._new_meter(ref.fid_state)
+            self._meter.set_baseline(_from_u8(ref.images), self._prompts(ref.images.shape[0]))
         return ref
+
+    @property
+    def _distribution(self) -> bool:
+        """Whether the spec's metrics need the reference set (FID/KID; not --quality fidelity)."""
+        return self.spec.quality != "fidelity"
+
+    def _new_meter(self, fid_state: dict[str, torch.Tensor]) -> QualityMeter:
+        return quality_meter(self.spec.quality, scorer=self._scorer,
+                             fid_state=fid_state if self._distribution else None,
+                             reference_images=self._reference_images, clip_model=self.spec.clip_model)
+
+    def _prompts(self, count: int) -> list[str] | None:
+        return self.spec.prompt_list(count) if self.spec.prompts is not None else None
+
+    def _quality(self, images: torch.Tensor, conditions: list[Any], stage: str) -> QualityResult:
+        assert self._meter is not None
+        count = images.shape[0]
+        return self._meter.measure(images, self._prompts(count), conditions=conditions[:count],
+                                   distribution=stage == "full")
 
     def adopt_reference(self, ref: Reference) -> bool:
         """Use an uncompressed run made elsewhere (another process or node of a search) when it
@@ -123,16 +151,23 @@ class Evaluator:
 
     def _run_reference(self) -> Reference:
         # The reference set and feature network first: a bad one fails before any generation.
-        scorer = self._scorer or self._new_scorer(with_reference=True)
+        scorer = None
+        if self._distribution:
+            scorer = self._scorer or self._new_scorer(with_reference=True)
         self._scorer = scorer
+        fid_state = scorer.reference_state() if scorer is not None else {}
+        self._meter = self._new_meter(fid_state)
         started = _now()
         count = self.spec.num_images
         images, seconds, conditions = self._generate(self.full_plan, 0, count, "reference")
+        self._meter.set_baseline(images, self._prompts(count))
         measurement = self._measurement(
             self.full_plan, "full", images, seconds, conditions, started,
-            fid=scorer.score(images), fidelity_values=fidelity(images, images),
+            fid=scorer.score(images) if scorer is not None else None,
+            fidelity_values=fidelity(images, images),
+            quality=self._quality(images, conditions, "full"),
         )
-        ref = Reference(_to_u8(images), measurement, scorer.reference_state())
+        ref = Reference(_to_u8(images), measurement, fid_state)
         references.save(references.cache_path(self.cache_dir, self.model, self.spec_hash), ref)
         return ref
 
@@ -142,6 +177,13 @@ class Evaluator:
             feature = INCEPTION_FEATURES if self.spec.feature == "inception" else _digits_feature()
         if not with_reference:
             return FIDScorer(feature)
+        if self._reference_override is None and is_stats_file(self.spec.reference):
+            scorer = FIDScorer(feature)
+            stats = RealStats.load(self.spec.reference)
+            dim = scorer.metric.real_features_sum.numel()
+            stats.check_dimension(dim, f"reference statistics file '{self.spec.reference}'")
+            scorer.load_reference_state(stats.fid_state())
+            return scorer
         return FIDScorer(feature, self._reference_images())
 
     def _reference_images(self) -> torch.Tensor:
@@ -194,8 +236,9 @@ class Evaluator:
         images = torch.cat([t for t in (done, new) if t.numel()])
         seconds += more_seconds
         values = fidelity(_from_u8(ref.images[:count]), images)
-        fid = self._scorer.score(images) if stage == "full" else None  # type: ignore[union-attr]
-        result = self._measurement(plan, stage, images, seconds, conditions, started, fid, values)
+        fid = self._scorer.score(images) if stage == "full" and self._scorer is not None else None
+        result = self._measurement(plan, stage, images, seconds, conditions, started, fid, values,
+                                   self._quality(images, conditions, stage))
         return _Run(result, images, seconds)
 
     def _from_reference(self, ref: Reference, stage: str, count: int) -> Measurement:
@@ -203,7 +246,10 @@ class Evaluator:
         if stage == "full":
             return base
         extra = dict(base.extra, passed_screen=True)
-        samples = self._samples(_from_u8(ref.images[:count]))
+        images = _from_u8(ref.images[:count])
+        extra["quality"] = self._quality(images, self.subject.conditions(self.spec, count),
+                                         stage).to_dict()
+        samples = self._samples(images)
         return replace(base, stage=stage, num_images=count, fid=None, extra=extra, samples=samples)
 
     # --- pieces -------------------------------------------------------------------------------
@@ -252,13 +298,16 @@ class Evaluator:
 
     def _measurement(self, plan: Plan, stage: str, images: torch.Tensor, seconds: float,
                     conditions: list[Any], started: datetime, fid: float | None,
-                    fidelity_values: dict[str, float]) -> Measurement:
+                    fidelity_values: dict[str, float], quality: QualityResult | None = None
+                    ) -> Measurement:
         macs, detail = self.macs(plan)
         device, versions = environment(self.device)
         count = images.shape[0]
         extra: dict[str, Any] = {**detail, "batch_size": self.spec.batch_size}
         if self._feature_override is not None:
             extra["feature"] = feature_digest(self._feature_override)
+        if quality is not None:  # every metric with its interval, and the paired difference
+            extra["quality"] = quality.to_dict()
         if stage == "screen":
             floor = self.spec.screen_min_psnr
             extra["passed_screen"] = floor is None or fidelity_values["psnr"] >= floor

@@ -20,6 +20,10 @@ from evaluators.errors import EvaluatorError
 from evaluators.plan import MAX_GUIDANCE, MAX_STEPS
 
 FEATURES = ("digits", "inception")
+QUALITY = ("fid", "kid", "fidelity")  # the quality objective (evaluators.metrics.QUALITY_OBJECTIVES)
+# Fields added after specs were first stored: left out of the JSON (and so the hash) at their
+# default, so every earlier spec keeps its hash.
+_LATER_DEFAULTS = {"quality": "fid", "clip_model": None}
 DIGITS_REFERENCE = "digits"
 STAGES = ("screen", "full")
 MAX_SEED = 2**32 - 1  # image k's seed is seed + k: far below torch's 2**64 limit
@@ -52,6 +56,11 @@ class EvalSpec:
             uncompressed model is not given the full pass; None = every plan gets it.
         batch_size: images denoised together: the images do not depend on it, latency and
             MACs per generation do.
+        quality: the quality objective minimised with the MACs: "fid" or "kid" (against the
+            reference set, in the `feature` space) or "fidelity" (1 - SSIM against the
+            uncompressed model on the same seeds; needs no reference set).
+        clip_model: a local folder holding a CLIP model (save_pretrained layout): text-to-image
+            evaluations then also measure the CLIP score against their prompts.
     """
 
     num_images: int = 200
@@ -65,6 +74,8 @@ class EvalSpec:
     screen_images: int = 0
     screen_min_psnr: float | None = None
     batch_size: int = 100
+    quality: str = "fid"
+    clip_model: str | None = None
 
     def __post_init__(self) -> None:
         def coerce(name: str, kind: type) -> None:
@@ -93,6 +104,9 @@ class EvalSpec:
             raise _fail("seed", f"{self.seed} is out of range", f"use 0 up to {MAX_SEED}")
         if self.feature not in FEATURES:
             raise _fail("feature", f"unknown feature '{self.feature}'", f"use one of {', '.join(FEATURES)}")
+        if self.quality not in QUALITY:
+            raise _fail("quality", f"unknown quality objective '{self.quality}'",
+                        f"use one of {', '.join(QUALITY)}")
         if not 0 <= self.screen_images <= self.num_images:
             raise _fail("screen_images", f"{self.screen_images} is out of range",
                         f"give 0 (no first pass) up to num_images ({self.num_images})")
@@ -109,6 +123,9 @@ class EvalSpec:
     # --- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for name, default in _LATER_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         for name in ("classes", "prompts"):
             if out[name] is not None:
                 out[name] = list(out[name])
