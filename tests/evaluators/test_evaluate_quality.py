@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DiTPipeline
 
-import evaluators.evaluate as ev
+from evaluators import references
 from evaluators.errors import EvaluatorError
 from evaluators.evaluate import Evaluator
 from evaluators.metrics import QualityResult
@@ -25,9 +25,9 @@ SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_siz
 
 @pytest.fixture()
 def fresh_cache():
-    ev._REFERENCES.clear()
+    references.clear()
     yield
-    ev._REFERENCES.clear()
+    references.clear()
 
 
 @pytest.fixture()
