@@ -31,7 +31,10 @@ def apply_plan(target: Any, plan: Plan | str | os.PathLike[str]) -> AppliedPlan:
 def count_macs(target: Any, plan: Plan | str | os.PathLike[str] | None = None,
                **options: Any) -> MacCount:
     """The MACs of one generation with `plan` (None: the uncompressed model) on a pipeline or its
-    denoiser; `options` as `evaluators.cost.count_macs` (num_images, num_inference_steps, ...)."""
+    denoiser; `options` as `evaluators.cost.count_macs` (num_images, num_inference_steps, ...).
+    A pipeline that reports its generation's `geometry` (DigitsFluxPipeline) is counted at it."""
+    if "geometry" not in options and getattr(target, "geometry", None) is not None:
+        options["geometry"] = target.geometry
     return _count_macs(denoiser_of(target), None if plan is None else _plan(plan), **options)
 
 

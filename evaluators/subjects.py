@@ -171,6 +171,12 @@ class PipelineSubject(Subject):
 class DigitsFluxSubject(DigitsAccuracy, PipelineSubject):
     """digits-flux: its DigitsFluxPipeline (FLUX's sampling), class accuracy by the classifier."""
 
+    @property
+    def geometry(self) -> Any:
+        """The generation's shape for MAC counts: 64 image tokens and the prompt's 4, not the
+        1024², 512-token default of FLUX.1-dev."""
+        return self.pipeline.geometry
+
 
 def _as_ddim(pipeline: Any) -> Any:
     """Plans are measured with DDIM: a DDPMPipeline becomes a DDIMPipeline on the same U-Net."""

@@ -47,6 +47,15 @@ class DigitsFluxPipeline(DiffusionPipeline):
         self.register_modules(transformer=transformer, text_encoder=text_encoder,
                               scheduler=scheduler)
 
+    @property
+    def geometry(self) -> Any:
+        """The shape of one generation for MAC counts (`evaluators.calls.Geometry`): the 16×16 image
+        is its own latent (vae_scale 1, so 8×8 = 64 packed tokens) and the prompt's tokens."""
+        from evaluators.calls import Geometry
+
+        size = self.default_sample_size
+        return Geometry(size, size, 1, int(self.text_encoder.config.num_tokens), vae_scale=1)
+
     def prompt_embeds(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(prompt tokens, pooled vector) of each label; the null label is the empty prompt."""
         return self.text_encoder(labels.to(self.transformer.device))

@@ -123,3 +123,23 @@ def test_the_subject_is_the_flux_pipeline():
     assert isinstance(subject, DigitsFluxSubject)
     assert subject.conditioning == "class" and subject.num_classes == 10
     assert type(subject.denoiser).__name__ == "FluxTransformer2DModel"
+
+
+def test_macs_are_counted_at_digits_flux_geometry_and_match_a_real_generation(pipe):
+    """64 packed image tokens and 4 prompt tokens, both CFG halves: the meta count equals what
+    FlopCounterMode sees in a real generation, not FLUX.1-dev's 1024², 512-token default."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import edgediff
+    from evaluators.cost import count_macs
+
+    subject = DigitsFluxSubject("digits-flux", pipe)
+    assert subject.geometry.latent == (16, 16) and subject.geometry.text_tokens == 4
+    options = {"num_inference_steps": 2, "guidance_scale": 1.5}
+    counted = count_macs(pipe.transformer, None, geometry=subject.geometry, **options)
+    with FlopCounterMode(display=False) as counter:
+        _sample(pipe, [0], [3], steps=2, guidance=1.5)
+    assert counted.per_image == counter.get_total_flops() // 2  # one MAC is two FLOPs
+    assert edgediff.count_macs(pipe, None, **options).per_image == counted.per_image
+    fallback = count_macs(pipe.transformer, None, **options)  # no geometry: 1024², 512 tokens
+    assert fallback.per_image > 100 * counted.per_image
