@@ -16,6 +16,7 @@ from storage.pareto import (
     pareto_front,
     reference_point,
 )
+from storage.queries import FULL_METHOD
 from storage.records import (
     CandidateInfo,
     EvaluationInfo,
@@ -27,8 +28,8 @@ from storage.records import (
     StudySummary,
 )
 from storage.schema import SCHEMA_HEAD
-from storage.store import FULL_METHOD, Store, candidate_labels, check_study_name, find_existing_study
-from storage.studies import check_same_study
+from storage.store import Store, find_existing_study
+from storage.studies import candidate_labels, check_same_study, check_study_name
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [

@@ -12,25 +12,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import lease, objectives, rows
-from storage.choose import check_one_constraint, choose
+from storage import lease, rows
 from storage.engine import WRITE, create_store_engine
 from storage.errors import DamagedStoreError, NoStoreError, StoreError, damaged_message
 from storage.lease import LeaseInfo
-from storage.models import Candidate, Evaluation, Export, Study
-from storage.pareto import Point, merge_duplicates, pareto_front
+from storage.models import Candidate, Export, Study
+from storage.pareto import Point
+from storage.queries import StoreQueries
 from storage.records import (
     CandidateInfo,
     EvaluationInfo,
     EvaluationRecord,
     ExportInfo,
-    HistoryEntry,
     SampleImages,
     StudyInfo,
     StudyRef,
@@ -38,13 +36,11 @@ from storage.records import (
     study_name,
 )
 from storage.schema import ensure_schema
-from storage.studies import check_same_study
+from storage.studies import candidate_labels, check_same_study, check_study_name
 from storage.url import redact, resolve_url
 
-FULL_METHOD = "full"  # the candidate method of the uncompressed model's plan
 
-
-class Store:
+class Store(StoreQueries):
     """The edgediff store on one database; open with `Store.open(url)`, use as a context manager."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -289,140 +285,7 @@ class Store:
             found = session.scalars(rows.samples_query(row.model, row.spec_hash, plan_hash)).one_or_none()
             return None if found is None else rows.samples_info(found)
 
-    # ---- queries
-
-    def points(
-        self,
-        study: StudyRef,
-        *,
-        method: str | None = None,
-        stage: str = "full",
-        plan_hash: str | None = None,
-        plan_hashes: Sequence[str] | None = None,
-    ) -> list[Point]:
-        """Every plan of the study (proposed by `method` if given; only the plan `plan_hash`, or
-        the plans `plan_hashes`, if given) with an ok evaluation at `stage`, one point per plan,
-        sorted by macs, fid, plan_hash."""
-        wanted = None if plan_hashes is None else sorted(set(plan_hashes))
-        with self._reading() as session:
-            rows.study_row(session, study)  # StoreError for an unknown study
-            query = (
-                rows.evaluated_join(select(*rows.POINT_COLUMNS), study_name(study))
-                .where(Evaluation.stage == stage, Evaluation.status == "ok")
-                .order_by(Candidate.id)
-            )
-            if method is not None:
-                query = query.where(Candidate.method == method)
-            if plan_hash is not None:
-                query = query.where(Candidate.plan_hash == plan_hash)
-            if wanted is None:
-                found = list(session.execute(query))
-            else:  # a few hundred hashes per statement; candidate order kept across them
-                found = [row for chunk in objectives.chunks(wanted)
-                         for row in session.execute(query.where(Candidate.plan_hash.in_(chunk)))]
-                found.sort(key=lambda row: row.candidate_id)
-            points = merge_duplicates(map(rows.point, found))
-        return sorted(points, key=_point_order)
-
-    def objectives(self, study: StudyRef, *, stage: str = "full") -> objectives.Objectives:
-        """(plan_hash, method, macs, fid) of every candidate with an ok evaluation at `stage` whose
-        MACs are known (fid None if it was not a number): the few columns a plot of every plan
-        needs (see `storage.objectives`)."""
-        with self._reading() as session:
-            rows.study_row(session, study)
-            return objectives.objective_rows(session, study_name(study), stage=stage)
-
-    def progress(self, study: StudyRef) -> list[tuple[Any, ...]]:
-        """What a hypervolume curve needs of every candidate's evaluations, in the order they were
-        done (see `storage.objectives.progress_rows`)."""
-        with self._reading() as session:
-            rows.study_row(session, study)
-            return objectives.progress_rows(session, study_name(study))
-
-    def outcomes(self, study: StudyRef, method: str | None = None) -> list[HistoryEntry]:
-        """Every candidate of the study (of one method if given) with each of its evaluations under
-        the study's model and spec hash (both stages, ok and failed), in the order they finished
-        (unfinished last), then by evaluation id and candidate id. One query; a plan that several
-        methods proposed appears once per candidate, a candidate never evaluated not at all."""
-        with self._reading() as session:
-            found = rows.outcomes(session, study_name(study), method)
-            if not found:
-                rows.study_row(session, study)  # StoreError for an unknown study
-            return found
-
-    def evaluated_marker(self, study: StudyRef) -> str:
-        """A short text that changes whenever `outcomes(study)` would (one aggregate query): a page
-        showing the study asks for it to know when to redraw."""
-        with self._reading() as session:
-            rows.study_row(session, study)  # StoreError for an unknown study
-            return rows.evaluated_marker(session, study_name(study))
-
-    def front(self, study: StudyRef, *, method: str | None = None, stage: str = "full") -> list[Point]:
-        """The study's MACs/FID Pareto front (of one method's candidates if given). The database
-        narrows the plans down to the few that can be on it (`objectives.front_superset`); only
-        their points are read."""
-        with self._reading() as session:
-            rows.study_row(session, study)
-            hashes = objectives.front_superset(session, study_name(study), method=method, stage=stage)
-        if not hashes:
-            return []
-        return pareto_front(self.points(study, method=method, stage=stage, plan_hashes=hashes))
-
-    def full_model_point(self, study: StudyRef, points: Sequence[Point] | None = None) -> Point | None:
-        """The point of the uncompressed model's plan (the first candidate of method "full" with an
-        ok full-stage evaluation), or None; `points`: the study's `points()`, if already read (else
-        only the full model's plans are read)."""
-        by_hash = None if points is None else {p.plan_hash: p for p in points}
-        for candidate in self.candidates(study, method=FULL_METHOD):
-            if by_hash is None:
-                found = self.points(study, plan_hash=candidate.plan_hash)
-                if found:
-                    return found[0]
-            elif candidate.plan_hash in by_hash:
-                return by_hash[candidate.plan_hash]
-        return None
-
-    def best(
-        self,
-        study: StudyRef,
-        *,
-        max_fid: float | None = None,
-        fid_within: float | None = None,
-        max_macs: float | None = None,
-        method: str | None = None,
-    ) -> Point:
-        """The plan chosen by exactly one constraint.
-
-        max_fid: the cheapest plan with fid <= max_fid; fid_within: the cheapest with fid <= the full
-        model's fid + fid_within; max_macs: the lowest-fid plan with macs <= max_macs. Ties go to the
-        lower fid (resp. macs), then the plan hash. StoreError if no plan satisfies the constraint.
-        """
-        check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
-        full = None
-        if fid_within is not None:
-            full = self.full_model_point(study)
-            if full is None or full.quality is None:
-                raise StoreError(
-                    f"study '{study_name(study)}' has no evaluation of the full (uncompressed) plan "
-                    "to compare "
-                    "--fid-within with; evaluate the full plan first"
-                )
-        with self._reading() as session:  # the few plans `choose` can pick or name (see there)
-            rows.study_row(session, study)
-            hashes = objectives.best_superset(
-                session, study_name(study), method=method, max_fid=max_fid, fid_within=fid_within,
-                full_quality=None if full is None else full.quality, max_macs=max_macs,
-            )
-        points = self.points(study, method=method, plan_hashes=hashes) if hashes else []
-        where = f"study '{study_name(study)}'" + ("" if method is None else f" (method {method})")
-        return choose(
-            points,
-            where=where,
-            max_fid=max_fid,
-            fid_within=fid_within,
-            full=full,
-            max_macs=max_macs,
-        )
+    # ---- queries: see storage.queries.StoreQueries
 
     def plan_json(self, study: StudyRef, plan_hash: str) -> str:
         """The plan file text of one of the study's plans."""
@@ -472,38 +335,6 @@ def find_existing_study(url: str | None, name: str) -> StudyInfo | None:
             return store.find_study(name)
     except NoStoreError:
         return None
-
-
-def check_study_name(name: str) -> None:
-    """StoreError unless `name` can name a study: printable, not empty, no '/' or '\\' and not '.'
-    or '..' (a study is a path segment of the dashboard's URLs), no space at either end, at most
-    200 characters. Studies stored under other names before this check still open by name."""
-    if not name.strip():
-        raise StoreError("a study name cannot be empty; pass --study NAME")
-    if len(name) > 200:
-        raise StoreError(f"study name '{name[:40]}...' is {len(name)} characters long; use at most 200")
-    if not name.isprintable():
-        shown = "".join(c if c.isprintable() else "_" for c in name)
-        raise StoreError(f"study name {name!r} holds a control character (a newline, tab, ...); "
-                         f"use printable characters, e.g. '{shown}'")
-    for bad in ("/", "\\"):
-        if bad in name:
-            raise StoreError(f"study name '{name}' contains '{bad}'; choose a name without it, "
-                             f"e.g. '{name.replace(bad, '-')}'")
-    if set(name) == {"."}:
-        raise StoreError(f"study name '{name}' is only dots, which a browser reads as a folder; "
-                         "choose a name with letters or digits")
-    if name != name.strip():
-        raise StoreError(f"study name '{name}' starts or ends with a space; use '{name.strip()}'")
-
-
-def candidate_labels(label: str | None) -> list[str]:
-    """The labels of a candidate (see `Store.add_candidate_label`)."""
-    return [part for part in (label or "").split(", ") if part]
-
-
-def _point_order(point: Point) -> tuple[bool, float, bool, float, str]:
-    return (point.macs is None, point.macs or 0, point.fid is None, point.fid or 0.0, point.plan_hash)
 
 
 def _new_study(

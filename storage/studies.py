@@ -19,3 +19,31 @@ def check_same_study(study: Any, *, model: str | None = None, spec_hash: str | N
             f"{spec_hash[:12]} (the evaluation spec, model weights, device or FID features differ; "
             "a study compares plans under one measurement): rerun with the options it was created "
             "with, or pass another --study name")
+
+
+def check_study_name(name: str) -> None:
+    """StoreError unless `name` can name a study: printable, not empty, no '/' or '\\' and not '.'
+    or '..' (a study is a path segment of the dashboard's URLs), no space at either end, at most
+    200 characters. Studies stored under other names before this check still open by name."""
+    if not name.strip():
+        raise StoreError("a study name cannot be empty; pass --study NAME")
+    if len(name) > 200:
+        raise StoreError(f"study name '{name[:40]}...' is {len(name)} characters long; use at most 200")
+    if not name.isprintable():
+        shown = "".join(c if c.isprintable() else "_" for c in name)
+        raise StoreError(f"study name {name!r} holds a control character (a newline, tab, ...); "
+                         f"use printable characters, e.g. '{shown}'")
+    for bad in ("/", "\\"):
+        if bad in name:
+            raise StoreError(f"study name '{name}' contains '{bad}'; choose a name without it, "
+                             f"e.g. '{name.replace(bad, '-')}'")
+    if set(name) == {"."}:
+        raise StoreError(f"study name '{name}' is only dots, which a browser reads as a folder; "
+                         "choose a name with letters or digits")
+    if name != name.strip():
+        raise StoreError(f"study name '{name}' starts or ends with a space; use '{name.strip()}'")
+
+
+def candidate_labels(label: str | None) -> list[str]:
+    """The labels of a candidate (see `Store.add_candidate_label`)."""
+    return [part for part in (label or "").split(", ") if part]
