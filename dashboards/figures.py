@@ -120,7 +120,8 @@ def technique_figure(plan: dict[str, Any]) -> go.Figure:
     else:
         rows = [techniques["row"]]
         branch = techniques["branch"]
-        title = ("DeepCache schedule: " + (f"branch {branch}, " if branch is not None else "")
+        named = " + ".join(t for t in techniques.get("titles", []) if t != "depth-skip") or "step"
+        title = (f"{named} schedule: " + (f"branch {branch}, " if branch is not None else "")
                  + f"{rows[0].count('full')} full of {techniques['steps']} steps")
         if techniques["depth_skip"]:
             title += f"; {techniques['depth_skip']} deepest level(s) skipped"

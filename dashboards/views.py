@@ -284,9 +284,11 @@ def technique_map(plan: Plan) -> dict[str, Any]:
     kinds = {type(section).view for section in plan.sections}
     kind = "attention" if "attention" in kinds else "schedule"
     out: dict[str, Any] = {"kind": kind, "steps": steps, **_MAP_BASES[kind](steps)}
+    out["titles"] = []  # the sections drawn, named in the figure's title
     for section in plan.sections:
         if type(section).view == kind:
             out.update(section.timeline(steps))
+            out["titles"].append(type(section).title)
     return out
 
 
