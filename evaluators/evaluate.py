@@ -49,7 +49,7 @@ from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
 from evaluators.scoring import quality_meter
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
-from evaluators.subjects import DigitsSubject, Subject, load_subject
+from evaluators.subjects import DigitsAccuracy, Subject, load_subject
 
 __all__ = ["Evaluator", "Measurement", "Reference", "evaluate_plan"]
 
@@ -85,7 +85,8 @@ class Evaluator:
         self.subject = subject or load_subject(model, device)
         self.denoiser = self.subject.denoiser
         if feature is None and reference_images is None:  # digits features on RGB images: refuse
-            check_feature_fits(spec.quality, spec.feature, isinstance(self.subject, DigitsSubject), model)
+            digits = isinstance(self.subject, DigitsAccuracy)  # the shipped digits generators
+            check_feature_fits(spec.quality, spec.feature, digits, model)
         self._meter: QualityMeter | None = None
         self.device = next(self.denoiser.parameters()).device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None

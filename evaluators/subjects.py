@@ -177,6 +177,28 @@ class DigitsFluxSubject(DigitsAccuracy, PipelineSubject):
         1024², 512-token default of FLUX.1-dev."""
         return self.pipeline.geometry
 
+    def __init__(self, name: str, pipeline: Any) -> None:
+        super().__init__(name, pipeline)
+        self.executed: dict[str, tuple[int, int, list[int]]] = {}  # plan hash -> (MACs, images,
+        # MACs per call) of the generations a run-time cache (FirstBlockCache) decided
+
+    def generate_batch(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
+                       on_step: Callable[[], None] | None = None) -> torch.Tensor:
+        if not any(getattr(s, "input_dependent", False) for s in plan.sections):
+            return super().generate_batch(plan, seeds, conditions, on_step)
+        from evaluators.executed import ExecutionTrace, unit_macs
+
+        trace = ExecutionTrace(self.denoiser)  # before the plan's hooks, as the trace needs
+        try:
+            images = super().generate_batch(plan, seeds, conditions, on_step)
+        finally:
+            trace.remove()
+        calls = trace.macs_per_call(unit_macs(self.denoiser, self.geometry))
+        macs, done, per_call = self.executed.get(plan.content_hash(), (0, 0, []))
+        self.executed[plan.content_hash()] = (macs + sum(calls), done + len(seeds),
+                                              per_call + calls)
+        return images
+
 
 def _as_ddim(pipeline: Any) -> Any:
     """Plans are measured with DDIM: a DDPMPipeline becomes a DDIMPipeline on the same U-Net."""

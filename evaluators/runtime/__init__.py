@@ -82,7 +82,9 @@ class AppliedPlan:
         self.model = model
         self.state = RunState(plan.num_steps)
         # pipelines that call the denoiser once per CFG half pass the same timestep twice
-        self.state.same_step_repeats = getattr(family_of(model), "cfg", "") == "separate"
+        # (the family's layout, or the pipeline's own: digits-flux runs real CFG on a FLUX model)
+        layout = getattr(target, "cfg_layout", None) or getattr(family_of(model), "cfg", "")
+        self.state.same_step_repeats = layout == "separate"
         self._target = target
         self._installation = Installation()
         self._scheduler: Any = None

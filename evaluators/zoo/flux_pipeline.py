@@ -40,6 +40,7 @@ class DigitsFluxPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer"
     default_sample_size = IMAGE_SIZE
+    cfg_layout = "separate"  # one transformer call per CFG half, at the same timestep
 
     def __init__(self, transformer: Any, text_encoder: DigitsPromptEncoder,
                  scheduler: FlowMatchEulerDiscreteScheduler) -> None:

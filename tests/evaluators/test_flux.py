@@ -143,3 +143,23 @@ def test_macs_are_counted_at_digits_flux_geometry_and_match_a_real_generation(pi
     assert edgediff.count_macs(pipe, None, **options).per_image == counted.per_image
     fallback = count_macs(pipe.transformer, None, **options)  # no geometry: 1024², 512 tokens
     assert fallback.per_image > 100 * counted.per_image
+
+
+def test_a_first_block_cache_plan_is_charged_what_executed(pipe):
+    """FirstBlockCache decides while generating: the subject traces the calls (2 steps x 2 CFG
+    halves) and charges them at its geometry; a high threshold runs less than the full count."""
+    import dataclasses
+
+    from evaluators.cost import count_macs
+    from evaluators.families import facts_of
+    from evaluators.runtime import model_ref
+    from evaluators.techniques.first_block_cache import FirstBlockCache
+
+    subject = DigitsFluxSubject("digits-flux", pipe)
+    full = facts_of(pipe.transformer).full_plan(model_ref(pipe.transformer, "digits-flux"), 2, 1.5)
+    full_macs = count_macs(pipe.transformer, full, geometry=subject.geometry).per_image
+    plan = dataclasses.replace(full, first_block_cache=FirstBlockCache(threshold=100.0))
+    subject.generate_batch(plan, [0], [3])
+    macs, images, per_call = subject.executed[plan.content_hash()]
+    assert images == 1 and len(per_call) == 4 and sum(per_call) == macs
+    assert 0 < macs < full_macs
