@@ -29,7 +29,7 @@ def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: 
                                                                       ray_local) -> None:
     folder = save_tiny_pipeline("flux", tmp_path / "tiny-flux", PROMPTS)
     spec = EvalSpec(num_images=3, num_inference_steps=4, batch_size=3, guidance_scale=3.5,
-                    prompts=PROMPTS, feature="digits")
+                    prompts=PROMPTS, feature="digits", quality="fidelity")  # no digits FID on FLUX
     config = SearchConfig(study="tiny-flux", model=str(folder), spec=spec, budget=2, workers=1,
                           db_url=f"sqlite:///{tmp_path / 'store.db'}",
                           cache_dir=str(tmp_path / "cache"), threads=1)
