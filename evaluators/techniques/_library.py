@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from evaluators import fields
 from evaluators.fields import PlanError
 from evaluators.techniques.base import Technique
 
@@ -56,15 +57,11 @@ def number(data: Mapping[str, Any], key: str, where: str, default: float, lo: fl
 
 def integer(data: Mapping[str, Any], key: str, where: str, default: int | None, lo: int,
             hi: int | None = None, optional: bool = False) -> int | None:
+    """`fields.integer` with a default for a missing key (None allowed when `optional`)."""
     value = data.get(key, default)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(f"{where}.{key}", f"expected an integer, got {value!r}", "write a whole number")
-    if value < lo or (hi is not None and value > hi):
-        bound = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise fail(f"{where}.{key}", f"{value} is out of range", f"use a value {bound}")
-    return value
+    return fields.integer({key: value}, key, where, lo, hi)
 
 
 def timestep_range(data: Mapping[str, Any], key: str, where: str,
