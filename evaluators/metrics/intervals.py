@@ -61,7 +61,10 @@ class Interval:
 
 
 def groups_of(strata: Sequence[Hashable] | None, n: int) -> list[torch.Tensor]:
-    """The image indices of each stratum (one stratum of all images when `strata` is None)."""
+    """The image indices of each stratum (one stratum of all images when `strata` is None, or
+    when a stratum holds a single image: resampling within it could never vary it, and with one
+    image per class (8 images over 10 digits) every resample would be the set itself, an interval
+    of width zero that would pass any bound)."""
     if strata is None:
         return [torch.arange(n)]
     if len(strata) != n:
@@ -69,6 +72,8 @@ def groups_of(strata: Sequence[Hashable] | None, n: int) -> list[torch.Tensor]:
     index: dict[Hashable, list[int]] = {}
     for k, key in enumerate(strata):
         index.setdefault(key, []).append(k)
+    if min(len(members) for members in index.values()) < 2:
+        return [torch.arange(n)]
     return [torch.tensor(members) for members in index.values()]
 
 
@@ -122,7 +127,7 @@ def half_sample(statistic: Statistic, n: int, *, resamples: int = RESAMPLES, lev
     the spread of the statistic over half-samples, centred on its own mean (which removes the
     smaller sample's bias), estimates the spread of the all-image value. The interval is the
     all-image value plus the quantiles of those centred deviations. With `strata`, half of each
-    stratum is drawn (a stratum of one image is always kept).
+    stratum is drawn.
     """
     if not 0 < level < 1:
         raise ValueError(f"confidence level {level} is not in (0, 1)")
@@ -133,7 +138,7 @@ def half_sample(statistic: Statistic, n: int, *, resamples: int = RESAMPLES, lev
     groups = groups_of(strata, n)
 
     def half() -> torch.Tensor:
-        return torch.cat([g[torch.randperm(g.numel(), generator=generator)[:max(1, g.numel() // 2)]]
+        return torch.cat([g[torch.randperm(g.numel(), generator=generator)[:g.numel() // 2]]
                           for g in groups])
 
     values = torch.tensor([float(statistic(half())) for _ in range(resamples)], dtype=torch.float64)

@@ -74,3 +74,19 @@ def test_half_sample_interval_covers_the_true_mean_about_95_percent_of_the_time(
         hits += ci.contains(-2.0)
         assert ci.estimate == pytest.approx(float(sample.mean()))
     assert 0.87 <= hits / PAIRED_DRAWS <= 0.99
+
+
+@pytest.mark.parametrize("method", ["bootstrap", "half_sample"])
+def test_one_image_per_class_still_gives_an_interval_of_positive_width(method):
+    # 8 images cycling 10 classes: every stratum holds one image. Resampling within strata would
+    # return the set itself every time (width 0, a bound any plan passes): the strata are dropped.
+    from evaluators.metrics import intervals
+
+    sample = torch.tensor([0.1, 2.0, -1.0, 0.5, 3.0, -2.0, 1.0, 0.0], dtype=torch.float64)
+    ci = getattr(intervals, method)(lambda i: float(sample[i].mean()), 8, resamples=200,
+                                    strata=list(range(8)))
+    assert ci.high - ci.low > 0.5
+    # two images per class are still resampled within classes: each class keeps its share
+    strata = [k // 2 for k in range(8)]
+    within = intervals.resample_indices(8, 50, strata=strata)
+    assert all(sorted(int(i) // 2 for i in row) == [0, 0, 1, 1, 2, 2, 3, 3] for row in within)
