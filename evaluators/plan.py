@@ -38,17 +38,15 @@ from evaluators.techniques.attention import (
 )
 from evaluators.techniques.deepcache import CacheSchedule, DeepCache, power_law_steps
 from evaluators.techniques.depth_skip import DepthSkip
-from evaluators.techniques.sampling import Sampling, Spacing
+from evaluators.techniques.sampling import MAX_GUIDANCE, MAX_STEPS, Sampling, Spacing
 
-__all__ = ["ATTENTION_METHODS", "FULL_METHODS", "PLAN_FORMAT", "PLAN_VERSION", "SHARES_CFG",
-           "WINDOW_METHODS", "AttentionPlan", "CacheSchedule", "DeepCache", "DepthSkip",
-           "ModelRef", "Plan", "PlanError", "Sampling", "Spacing", "config_fingerprint",
-           "full_plan", "output_needed", "power_law_steps", "residual_needed"]
+__all__ = ["ATTENTION_METHODS", "FULL_METHODS", "MAX_GUIDANCE", "MAX_STEPS", "PLAN_FORMAT", "PLAN_VERSION",
+           "SHARES_CFG", "WINDOW_METHODS", "AttentionPlan", "CacheSchedule", "DeepCache", "DepthSkip",
+           "ModelRef", "Plan", "PlanError", "Sampling", "Spacing", "config_fingerprint", "full_plan",
+           "output_needed", "power_law_steps", "residual_needed"]
 
 PLAN_FORMAT = "edgediff-plan"
 PLAN_VERSION = 1
-MAX_STEPS = 1000  # caps a plan's sampling section, and so the spec of the uncompressed model
-MAX_GUIDANCE = 100.0
 MEASURED_SCHEDULER = "DDIMScheduler"  # what `edgediff evaluate` and `search` sample with
 MAX_PLAN_BYTES = 2_000_000  # a 1,000-step plan of a 28-layer transformer is under 0.5 MB
 

@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from evaluators.fields import choice, fail, integer, json_object, number, string
 
+MAX_STEPS = 1000  # caps a plan's sampling section, and so the spec of the uncompressed model
+MAX_GUIDANCE = 100.0
+
 Spacing = Literal["uniform", "gamma"]
 
 
@@ -43,8 +46,8 @@ class Sampling:
         d = json_object(data, "sampling", {"num_inference_steps", "guidance_scale", "scheduler",
                                            "spacing", "gamma"},
                         {"num_inference_steps", "guidance_scale"})
-        steps = integer(d, "num_inference_steps", "sampling", 1, 1000)
-        guidance = number(d, "guidance_scale", "sampling", 1.0, 100.0)
+        steps = integer(d, "num_inference_steps", "sampling", 1, MAX_STEPS)
+        guidance = number(d, "guidance_scale", "sampling", 1.0, MAX_GUIDANCE)
         scheduler = string(d, "scheduler", "sampling") if "scheduler" in d else "DDIMScheduler"
         spacing = choice(d, "spacing", "sampling", ("uniform", "gamma")) if "spacing" in d \
             else "uniform"
