@@ -12,6 +12,7 @@ from dashboards.server import DEFAULT_HOST, DEFAULT_MAX_PLANS, DEFAULT_PORT, DEF
 from edgediff import __version__, dashboard_cli, search_cli, study_cli
 from edgediff.aliases import add_deprecated
 from edgediff.boundary import one_line, run_command
+from edgediff.runtime_options import add_runtime_options, add_search_runtime_options
 from evaluators.defaults import DEFAULT_CACHE_DIR, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from evaluators.plan import ATTENTION_METHODS, MAX_GUIDANCE, MAX_STEPS
 from evaluators.spec import FEATURES, MAX_SEED, QUALITY
@@ -294,6 +295,7 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib-seed", type=_seed, help="greedy calibration seed (3)")
     p.add_argument("--window", type=_positive_int, help="greedy wars window (default tokens/8)")
     _add_spec_options(p)
+    add_search_runtime_options(p)
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads per worker")
     p.add_argument("--fid-within", type=_non_negative_float, default=5.0,
                    help="export the cheapest plan with FID <= full model's + this (default 5)")
@@ -364,6 +366,7 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", choices=QUALITY, help="quality objective (new study: fid); fidelity: "
                                                       "1 - SSIM to the uncompressed model, no reference set")
     p.add_argument("--clip-model", help="local folder of a CLIP model: also measure the CLIP score")
+    add_runtime_options(p)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="where the uncompressed model's run is cached")

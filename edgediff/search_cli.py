@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edgediff.checks import preflight
+from edgediff.errors import CliError
+from edgediff.runtime_options import LATENCY_REPEATS
 from edgediff.study_cli import (
     POINT_RIGHT,
     given_spec,
@@ -78,7 +80,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     study_name = study_name_of(args)  # before any model is loaded or image generated
     out = Path(args.out or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here
-    spec = study_spec(existing, study_name, args.model, given_spec(args))
+    objective = search_objective(existing, args)
+    given = given_spec(args)
+    if existing is None and objective == "latency":
+        given.setdefault("latency_repeats", LATENCY_REPEATS)
+    spec = study_spec(existing, study_name, args.model, given)
+    if args.gpus_per_worker and not args.device.startswith("cuda"):
+        raise CliError(f"--gpus-per-worker {args.gpus_per_worker:g} needs --device cuda; on the "
+                       "CPU leave it out (0)")
     check_free(args.db, study_name)  # another search on this study: refused before any output
     greedy = {k: v for k, v in (("n_calib", args.calib_samples), ("seed", args.calib_seed),
                                 ("window", args.window)) if v is not None}
@@ -88,6 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         address=args.address, db_url=args.db, sampler=args.sampler, seed=args.sampler_seed,
         device=args.device, threads=args.threads, cache_dir=args.cache_dir,
         deltas=tuple(args.deltas) if args.deltas else None, greedy=greedy,
+        objective=objective, gpus_per_worker=args.gpus_per_worker,
     )
     progress = _Progress(not args.json)
     progress(f"search '{study_name}': {args.model}, {' + '.join(config.methods)}, budget "
@@ -114,6 +124,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def search_objective(existing: Any, args: argparse.Namespace) -> str:
+    """--objective, or the existing study's own; CliError where they differ."""
+    from storage import study_cost
+
+    if existing is None:
+        return args.objective or "macs"
+    stored = study_cost(existing.objectives)
+    if args.objective is not None and args.objective != stored:
+        raise CliError(f"study '{existing.name}' minimises {stored}, not {args.objective}: leave "
+                       "--objective out to resume it, or pass another --study name")
+    return stored
+
+
 def _print_result(result: Any) -> None:
     full = result.full
     for method, summary in result.methods.items():
@@ -121,8 +144,9 @@ def _print_result(result: Any) -> None:
         if summary.front:
             print(table(point_headers(summary.front), point_rows(summary.front, full), POINT_RIGHT))
     if full is not None and result.reference_point is not None:
-        print(f"\nhypervolume against the reference point (full model's MACs, {HV_FID_FACTOR:g} x its FID = "
-              f"{result.reference_point[1]:.3f}), in units of the full model:")
+        cost = "MACs" if result.objective == "macs" else "measured latency"
+        print(f"\nhypervolume against the reference point (full model's {cost}, {HV_FID_FACTOR:g} x "
+              f"its FID = {result.reference_point[1]:.3f}), in units of the full model:")
         rows = [[m, s.done, len(s.front), number(s.hypervolume, 4)] for m, s in result.methods.items()]
         print(table(["method", "evaluated", "front", "hypervolume"], rows, [False, True, True, True]))
     state = "finished" if result.stopped == "finished" else "stopped at the time limit (rerun to continue)"

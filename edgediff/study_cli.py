@@ -8,6 +8,7 @@ from typing import Any
 
 from edgediff.checks import preflight
 from edgediff.errors import CliError
+from edgediff.runtime_options import RUNTIME_OPTIONS
 from edgediff.tables import dumps, footprint, giga, number, table
 from storage import (
     Point,
@@ -76,8 +77,9 @@ def study_name_of(args: argparse.Namespace) -> str:
 
 
 def given_spec(args: argparse.Namespace) -> dict[str, Any]:
-    given = {field: getattr(args, opt) for opt, field in SPEC_OPTIONS.items()
-             if getattr(args, opt) is not None}
+    options = {**SPEC_OPTIONS, **RUNTIME_OPTIONS}
+    given = {field: getattr(args, opt) for opt, field in options.items()
+             if getattr(args, opt, None) is not None}
     if args.classes is not None:
         given["classes"] = tuple(args.classes)
     if args.prompts is not None:
@@ -158,7 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  "MSE", "DiTFastAttn err", "class acc", "params never run"], rows,
                 [False] + [True] * 11))
     state = "found in the store (not recomputed)" if outcome.reused else "evaluated and stored"
-    fid = f", full model FID {full.fid:.3f}" if full else ""
+    fid = f", full model {full.objective.upper()} {number(full.quality)}" if full else ""
     print(f"plan {plan.content_hash()[:12]} in study '{study_name}': {state}{fid}")
     final = outcome.final
     if final.stage == "screen" and final.extra.get("passed_screen") is False:
@@ -213,7 +215,8 @@ def quality_text(value: float | None, low: float | None, high: float | None) -> 
 def point_headers(points: list[Point]) -> list[str]:
     """The table's headers, the quality columns named after the study's metric."""
     metric = (points[0].objective if points else "fid").upper()
-    return ["#", "GMACs/img", "x fewer", "speedup", f"{metric} [95%]", f"d{metric} paired [95%]",
+    return ["#", "GMACs/img", "x fewer MACs", "measured speedup", f"{metric} [95%]",
+            f"d{metric} paired [95%]",
             "PSNR", "ms/img", "params never run", "methods", "label", "plan"]
 
 
@@ -233,8 +236,10 @@ def cmd_front(args: argparse.Namespace) -> int:
         front = store.front(args.study, method=args.method)
         full = store.full_model_point(args.study)
         points = store.points(args.study, method=args.method) if args.all else None
+        store_cost = store.cost(args.study)
     if args.json:
-        print(dumps({"study": args.study, "method": args.method, "front": front,
+        print(dumps({"study": args.study, "method": args.method, "objective": store_cost,
+                     "front": front,
                      "full_model": full, **({"points": points} if points is not None else {})}))
         return 0
     if not front:
@@ -249,6 +254,10 @@ def cmd_front(args: argparse.Namespace) -> int:
         what += f" (marked *) among {len(points)} evaluated"
     if full:
         what += f"; full model: {giga(full.macs)} GMACs/img, {full.objective.upper()} {number(full.quality)}"
+        if full.latency:
+            what += f", {full.latency * 1e3:.2f} ms/img"
+    if store_cost == "latency":
+        what += "; the front minimises the measured latency (measured speedup), not MACs"
     print(what)
     return 0
 
@@ -266,12 +275,30 @@ def cmd_export(args: argparse.Namespace) -> int:
         Plan.from_json(store.plan_json(args.study, point.plan_hash))  # what is exported loads
         export = store.export_plan(args.study, point, out, text)
         full = store.full_model_point(args.study)
+    speedup = speedups(point, full)
     if args.json:
-        print(dumps({"export": export, "point": point, "full_model": full}))
+        print(dumps({"export": export, "point": point, "full_model": full, "speedup": speedup}))
         return 0
     print(table(point_headers([point]), point_rows([point], full), POINT_RIGHT))
+    print(speedup_line(speedup))
     print(f"exported the plan chosen by '{text}' to {export.path}")
     return 0
+
+
+def speedups(point: Point, full: Point | None) -> dict[str, float | None]:
+    """The plan's speed-up over the full model: `predicted` from its MACs (full MACs / MACs) and
+    `measured` from its latency per image (full latency / latency); None where unknown."""
+    def ratio(base: float | None, value: float | None) -> float | None:
+        return base / value if base and value else None
+
+    if full is None:
+        return {"predicted": None, "measured": None}
+    return {"predicted": ratio(full.macs, point.macs), "measured": ratio(full.latency, point.latency)}
+
+
+def speedup_line(speedup: dict[str, float | None]) -> str:
+    return (f"speed-up over the full model: {number(speedup['predicted'], 2) or '?'}x predicted "
+            f"from MACs, {number(speedup['measured'], 2) or '?'}x measured")
 
 
 def add_store_option(p: argparse.ArgumentParser, *, json: bool = True) -> None:

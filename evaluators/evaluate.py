@@ -41,6 +41,7 @@ from evaluators.errors import UnusableImagesError
 from evaluators.families import facts_of
 from evaluators.identity import environment, feature_digest, measurement_hash
 from evaluators.images import SAMPLE_COUNT, SampleSheet, sample_sheet
+from evaluators.latency import measure_latency
 from evaluators.metrics import QualityMeter, QualityResult, check_feature_fits
 from evaluators.metrics.features import RealStats, is_stats_file
 from evaluators.plan import Plan
@@ -48,6 +49,7 @@ from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_ima
 from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
 from evaluators.scoring import quality_meter
+from evaluators.settings import configure_subject
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
 from evaluators.subjects import DigitsAccuracy, Subject, load_subject
 
@@ -83,6 +85,7 @@ class Evaluator:
                  progress: bool = False) -> None:
         self.model, self.spec, self.progress = model, spec, progress
         self.subject = subject or load_subject(model, device)
+        configure_subject(self.subject, spec)  # dtype, size, scheduler, ...: before any hash
         self.denoiser = self.subject.denoiser
         if feature is None and reference_images is None:  # digits features on RGB images: refuse
             digits = isinstance(self.subject, DigitsAccuracy)  # the shipped digits generators
@@ -313,16 +316,29 @@ class Evaluator:
             floor = self.spec.screen_min_psnr
             extra["passed_screen"] = floor is None or fidelity_values["psnr"] >= floor
         accuracy = self.subject.class_accuracy(images, conditions[:count])
+        latency = seconds / count
+        if stage == "full" and self.spec.latency_repeats:
+            stats = self._repeat_latency(plan, latency)
+            latency, extra["latency"] = stats.median_s, stats.to_dict()
         finished = _now()
         return Measurement(
             model=self.model, plan_hash=plan.content_hash(), spec_hash=self.spec_hash, stage=stage,
             num_images=count, macs_per_image=macs, macs_per_generation=macs * self.spec.batch_size,
-            latency_per_image_s=seconds / count, fid=fid, class_accuracy=accuracy,
+            latency_per_image_s=latency, fid=fid, class_accuracy=accuracy,
             mse=fidelity_values["mse"], psnr=fidelity_values["psnr"],
             similarity=fidelity_values["similarity"], device=device, versions=versions,
             seconds=(finished - started).total_seconds(), started_at=started, finished_at=finished,
             extra=extra, samples=self._samples(images),
         )
+
+    def _repeat_latency(self, plan: Plan, pass_s: float) -> Any:
+        """`spec.latency_repeats` timed generations of the first batch (`evaluators.latency`)."""
+        count = min(self.spec.batch_size, self.spec.num_images)
+        seeds, conditions = self.spec.seeds(count), self.subject.conditions(self.spec, count)
+        with torch.no_grad():
+            return measure_latency(self.device,
+                                   lambda: self.subject.generate_batch(plan, seeds, conditions),
+                                   count, self.spec.latency_repeats, pass_s)
 
     def _samples(self, images: torch.Tensor) -> SampleSheet:
         """The sheet of the first images (of the spec's first seeds and conditions)."""

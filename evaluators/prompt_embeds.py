@@ -141,8 +141,10 @@ class EmbeddedPromptSubject(Subject):
             kwargs["pooled_prompt_embeds"] = torch.stack([p for _, p in pairs]).to(device, dtype)
         if self.height is not None:
             kwargs.update(height=self.height, width=self.width)
-        if plan.sampling.guidance_scale > 1 and _takes_negative(self.pipeline):
-            neg, neg_pooled = self.embed("")
+        negative = self.negative_prompt is not None and _accepts(self.pipeline,
+                                                                   "negative_prompt_embeds")
+        if plan.sampling.guidance_scale > 1 and (negative or _takes_negative(self.pipeline)):
+            neg, neg_pooled = self.embed(self.negative_prompt or "")
             kwargs["negative_prompt_embeds"] = neg.expand(len(seeds), *neg.shape).to(device, dtype)
             if neg_pooled is not None:
                 kwargs["negative_pooled_prompt_embeds"] = neg_pooled.expand(
@@ -170,6 +172,13 @@ class EmbeddedPromptSubject(Subject):
         macs, done, per_call = self.executed.get(plan.content_hash(), (0, 0, []))
         calls = trace.macs_per_call(per_sample)
         self.executed[plan.content_hash()] = (macs + sum(calls), done + images, per_call + calls)
+
+
+def _accepts(pipeline: Any, name: str) -> bool:
+    """Whether the pipeline's call takes the keyword `name`."""
+    import inspect
+
+    return name in inspect.signature(type(pipeline).__call__).parameters
 
 
 def _takes_negative(pipeline: Any) -> bool:

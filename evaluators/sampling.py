@@ -70,12 +70,13 @@ def guided_noise(
 ) -> torch.Tensor:
     """The model's noise prediction at timestep `t`, with classifier-free guidance if asked."""
     channels = x.shape[1]
+    dtype = next(model.parameters()).dtype  # a half-precision model: its input cast, output float
     if labels is None or null is None or guidance_scale == 1.0:
-        out = model(x, t.expand(x.shape[0]), class_labels=labels).sample
-        return out[:, :channels]  # drop learned-sigma channels, if any
-    x_in = torch.cat([x, x])
+        out = model(x.to(dtype), t.expand(x.shape[0]), class_labels=labels).sample
+        return out[:, :channels].to(x.dtype)  # drop learned-sigma channels, if any
+    x_in = torch.cat([x, x]).to(dtype)
     y_in = torch.cat([labels, torch.full_like(labels, null)])
-    out = model(x_in, t.expand(x_in.shape[0]), class_labels=y_in).sample[:, :channels]
+    out = model(x_in, t.expand(x_in.shape[0]), class_labels=y_in).sample[:, :channels].to(x.dtype)
     cond, uncond = out.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 
@@ -94,7 +95,8 @@ def denoise(
     labels = None if labels is None else labels.to(device)
     null = null_class(model)
     for t in scheduler.timesteps:
-        eps = guided_noise(model, x, t.to(device), labels, null, guidance_scale)
+        x_in = scheduler.scale_model_input(x, t)  # DDIM: x itself; Euler-type schedulers scale
+        eps = guided_noise(model, x_in, t.to(device), labels, null, guidance_scale)
         x = scheduler.step(eps, t, x).prev_sample
         if on_step is not None:
             on_step()

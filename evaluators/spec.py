@@ -23,7 +23,13 @@ FEATURES = ("digits", "inception")
 QUALITY = ("fid", "kid", "fidelity")  # the quality objective (evaluators.metrics.QUALITY_OBJECTIVES)
 # Fields added after specs were first stored: left out of the JSON (and so the hash) at their
 # default, so every earlier spec keeps its hash.
-_LATER_DEFAULTS = {"quality": "fid", "clip_model": None}
+_LATER_DEFAULTS = {"quality": "fid", "clip_model": None, "dtype": "fp32", "height": None,
+                   "width": None, "scheduler": None, "negative_prompt": None,
+                   "vae_decode": "batch", "latency_repeats": 0}
+DTYPES = ("fp32", "fp16", "bf16")  # torch.float32, float16, bfloat16 (evaluators.settings)
+VAE_DECODES = ("batch", "slicing", "tiling", "slicing+tiling")  # diffusers' AutoencoderKL modes
+MAX_SIDE = 8192  # pixels per side of --height / --width
+MAX_REPEATS = 100
 DIGITS_REFERENCE = "digits"
 STAGES = ("screen", "full")
 MAX_SEED = 2**32 - 1  # image k's seed is seed + k: far below torch's 2**64 limit
@@ -61,6 +67,16 @@ class EvalSpec:
             uncompressed model on the same seeds; needs no reference set).
         clip_model: a local folder holding a CLIP model (save_pretrained layout): text-to-image
             evaluations then also measure the CLIP score against their prompts.
+        dtype: the weights' and activations' precision: "fp32", "fp16" or "bf16".
+        height, width: image size in pixels, for pipelines that take one (None: the model's own).
+        scheduler: a diffusers scheduler class name (e.g. "DPMSolverMultistepScheduler") built
+            with `from_config` from the model's own scheduler; None keeps the model's.
+        negative_prompt: the prompt CFG's unconditional half uses (text-to-image only; None: "").
+        vae_decode: how the VAE decodes a batch: "batch" (all at once), "slicing" (one image at
+            a time), "tiling" (in overlapping tiles, for large images) or "slicing+tiling".
+        latency_repeats: after a plan's images, time this many further generations of one batch
+            (the plan is warm by then): the latency is their median per image, their spread is
+            stored with it; 0 = the latency of the pass that made the images.
     """
 
     num_images: int = 200
@@ -76,6 +92,13 @@ class EvalSpec:
     batch_size: int = 100
     quality: str = "fid"
     clip_model: str | None = None
+    dtype: str = "fp32"
+    height: int | None = None
+    width: int | None = None
+    scheduler: str | None = None
+    negative_prompt: str | None = None
+    vae_decode: str = "batch"
+    latency_repeats: int = 0
 
     def __post_init__(self) -> None:
         def coerce(name: str, kind: type) -> None:
@@ -119,6 +142,32 @@ class EvalSpec:
             raise _fail("prompts", "is empty", "give at least one prompt or leave it out")
         if self.classes is not None and self.prompts is not None:
             raise _fail("classes", "classes and prompts are both set", "a model takes one or the other")
+        self._check_runtime()
+
+    def _check_runtime(self) -> None:
+        """The GPU-scale settings (precision, size, scheduler, negative prompt, VAE decoding)."""
+        if self.dtype not in DTYPES:
+            raise _fail("dtype", f"unknown dtype '{self.dtype}'", f"use one of {', '.join(DTYPES)}")
+        if self.vae_decode not in VAE_DECODES:
+            raise _fail("vae_decode", f"unknown mode '{self.vae_decode}'",
+                        f"use one of {', '.join(VAE_DECODES)}")
+        if (self.height is None) != (self.width is None):
+            raise _fail("height", "height and width go together", "give both or neither")
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value is not None and not (8 <= value <= MAX_SIDE and value % 8 == 0):
+                raise _fail(name, f"{value} is out of range",
+                            f"give a multiple of 8 from 8 to {MAX_SIDE} pixels")
+        if self.scheduler is not None and not (self.scheduler.isidentifier()
+                                               and self.scheduler.endswith("Scheduler")):
+            raise _fail("scheduler", f"'{self.scheduler}' is not a scheduler class name",
+                        "give a diffusers class such as DPMSolverMultistepScheduler")
+        if self.negative_prompt is not None and self.prompts is None:
+            raise _fail("negative_prompt", "is set but there are no prompts",
+                        "a negative prompt is for text-to-image models (give prompts too)")
+        if not 0 <= self.latency_repeats <= MAX_REPEATS:
+            raise _fail("latency_repeats", f"{self.latency_repeats} is out of range",
+                        f"give 0 (time the pass itself) up to {MAX_REPEATS}")
 
     # --- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

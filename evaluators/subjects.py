@@ -39,6 +39,7 @@ class Subject(ABC):
     denoiser: torch.nn.Module
     conditioning: str
     num_classes: int | None = None
+    negative_prompt: str | None = None  # CFG's unconditional prompt (`evaluators.settings`)
 
     @abstractmethod
     def generate_batch(self, plan: Plan, seeds: Sequence[int], conditions: Sequence[Condition],
@@ -160,6 +161,8 @@ class PipelineSubject(Subject):
             kwargs.update(class_labels=list(conditions), guidance_scale=plan.sampling.guidance_scale)
         elif self.conditioning == "prompt":
             kwargs.update(prompt=list(conditions), guidance_scale=plan.sampling.guidance_scale)
+            if self.negative_prompt is not None:
+                kwargs["negative_prompt"] = [self.negative_prompt] * len(seeds)
         else:
             kwargs.update(batch_size=len(seeds), eta=0.0)
         with torch.no_grad(), apply_plan(self.pipeline, plan):

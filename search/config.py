@@ -11,7 +11,7 @@ from evaluators.spec import EvalSpec
 from search.errors import SearchError
 from search.methods import BASELINE, baseline_for, search_method, search_methods
 from search.strategies.optuna_search import OPTUNA, SAMPLERS
-from storage import LEASE_TTL_S, StoreError, check_study_name
+from storage import COSTS, LEASE_TTL_S, StoreError, check_study_name
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class SearchConfig:
         max_retries: Ray retries of a task whose worker died.
         lease_ttl_s: the study's lease goes stale (another search may take it over) after this
             many seconds without a heartbeat (`storage.lease`).
+        objective: the cost minimised with the quality, "macs" (MACs per image) or "latency"
+            (measured seconds per image, relative to the full model's); stored with the study.
     """
 
     study: str
@@ -63,6 +65,7 @@ class SearchConfig:
     max_seeds: int | None = None
     max_retries: int = 2
     lease_ttl_s: float = LEASE_TTL_S
+    objective: str = "macs"
 
 
 def check_config(config: SearchConfig) -> None:
@@ -72,6 +75,11 @@ def check_config(config: SearchConfig) -> None:
     if not config.methods or unknown:
         raise SearchError(f"unknown search method {unknown[0] if unknown else '(none)'}: choose "
                           f"{', '.join(names)}")
+    if config.objective not in COSTS:
+        raise SearchError(f"unknown objective '{config.objective}': choose {', '.join(COSTS)}")
+    if config.gpus_per_worker and not config.device.startswith("cuda"):
+        raise SearchError(f"--gpus-per-worker {config.gpus_per_worker:g} needs --device cuda; "
+                          "on the CPU leave it out (0)")
     if config.sampler not in SAMPLERS:
         raise SearchError(f"unknown sampler '{config.sampler}': choose {', '.join(SAMPLERS)}")
     if config.budget < 1 or config.workers < 1:

@@ -48,6 +48,7 @@ from storage import (
     normalized_hypervolume,
     reference_point,
     resolve_url,
+    study_cost,
 )
 from storage.engine import first_line
 from storage.url import redact
@@ -79,6 +80,7 @@ class SearchResult:
     seconds: float
     loop_seconds: float  # after the uncompressed model's run: the candidates' share of `seconds`
     stopped: str  # "finished" or "time limit"
+    objective: str = "macs"  # the study's cost: "macs" or "latency"
 
 
 @dataclass
@@ -92,14 +94,16 @@ class _Pending:
 def hypervolumes(store: Store, study: str | StudyInfo, done: dict[str, int]) -> tuple[
         Point | None, tuple[float, float] | None, dict[str, MethodSummary]]:
     """Each method's (the keys of `done`: method -> proposals finished) front and hypervolume
-    against one reference point (`storage.reference_point`: the full model's MACs and twice its
-    FID), in units of the full model."""
+    against one reference point (`storage.reference_point`: the full model's cost, MACs or
+    latency, and twice its FID), in units of the full model."""
     full = store.full_model_point(study)
+    cost = store.cost(study)  # MACs, or the measured latency of an --objective latency study
     out = {}
     for method, finished in done.items():
         front = store.front(study, method=method)
-        out[method] = MethodSummary(method, finished, front, normalized_hypervolume(front, full))
-    return full, reference_point(full), out
+        out[method] = MethodSummary(method, finished, front,
+                                    normalized_hypervolume(front, full, cost))
+    return full, reference_point(full, cost), out
 
 
 class _Search:
@@ -149,7 +153,7 @@ class _Search:
         self.study, _ = store.get_or_create_study(
             config.study, model=config.model, spec_json=config.spec.to_json(),
             spec_hash=run.spec_hash, model_fingerprint=run.full_plan.model.fingerprint,
-            method="+".join(self.methods))
+            objectives=(config.objective, config.spec.quality), method="+".join(self.methods))
         self._record(run.full_plan, FULL_METHOD, "uncompressed",
                      MeasuredPlan(run.worker, (run.reference.measurement,)))
         context = StrategyContext(store, self.study, self.url, config, run.facts, run.full_plan)
@@ -326,6 +330,7 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
     existing = find_existing_study(url, config.study)  # an unreachable store fails here
     if existing is not None:
         _same_study(existing, model=config.model)
+        check_objective(existing, config.objective)
     check_free(url, config.study, ttl_s=config.lease_ttl_s)  # a study another search drives: refused now
     started_ray = start_ray(config.address)
     search = _Search(config, url, report)
@@ -348,7 +353,17 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
         if started_ray:
             ray.shutdown()
     return SearchResult(config.study, full, methods, reference, search.measured, search.reused,
-                        search.failed, time.monotonic() - search.started, loop_seconds, stopped)
+                        search.failed, time.monotonic() - search.started, loop_seconds, stopped,
+                        config.objective)
+
+
+def check_objective(study: StudyInfo, objective: str) -> None:
+    """SearchError unless the study was created to minimise `objective` (a resumed study keeps
+    its own: MACs and latency fronts are different searches)."""
+    stored = study_cost(study.objectives)
+    if stored != objective:
+        raise SearchError(f"study '{study.name}' minimises {stored}, not {objective}: pass "
+                          f"--objective {stored} (or leave it out), or another --study name")
 
 
 def _same_study(study: StudyInfo, **expected: str) -> None:
@@ -373,7 +388,9 @@ def _outcome(info: Any) -> ProposalOutcome:
         return ProposalOutcome(failed=True)
     if info.stage == "screen":
         return ProposalOutcome(macs=info.macs_per_image, stopped=True)
-    return ProposalOutcome(macs=info.macs_per_image, fid=info.fid)
+    quality = (info.extra or {}).get("quality", {}).get("value")  # the study's metric (KID, ...)
+    return ProposalOutcome(macs=info.macs_per_image, fid=info.fid if quality is None else quality,
+                           latency=info.latency_per_image_s)
 
 
 def _clock(seconds: float) -> str:

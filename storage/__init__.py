@@ -9,12 +9,14 @@ from storage.choose import describe_constraint
 from storage.errors import NoStoreError, StoreError
 from storage.lease import HEARTBEAT_S, LEASE_TTL_S, LeaseHeldError, LeaseInfo, new_holder
 from storage.pareto import (
+    COSTS,
     HV_FID_FACTOR,
     Point,
     hypervolume_2d,
     normalized_hypervolume,
     pareto_front,
     reference_point,
+    study_cost,
 )
 from storage.queries import FULL_METHOD
 from storage.records import (
@@ -33,6 +35,7 @@ from storage.studies import candidate_labels, check_same_study, check_study_name
 from storage.url import DEFAULT_URL, ENV_VAR, resolve_url
 
 __all__ = [
+    "COSTS",
     "DEFAULT_URL",
     "ENV_VAR",
     "FULL_METHOD",
@@ -64,5 +67,6 @@ __all__ = [
     "normalized_hypervolume",
     "pareto_front",
     "reference_point",
+    "study_cost",
     "resolve_url",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from storage.errors import StoreError
-from storage.pareto import Point
+from storage.pareto import Point, cost_of
 
 
 def check_one_constraint(
@@ -37,18 +37,21 @@ def choose(
     fid_within: float | None = None,
     full: Point | None = None,
     max_macs: float | None = None,
+    cost: str = "macs",
 ) -> Point:
     """The point chosen by the one constraint given; `where` names the study in messages.
 
     The quality is the study's metric (`Point.quality`, the FID unless it measures another), and
     a bound on it holds only when the upper end of its interval is within it:
     max_fid: quality_high <= max_fid; fid_within: the upper end of the PAIRED difference to the
-    uncompressed model (`full`) <= fid_within. Both take the fewest MACs, ties to the lower
+    uncompressed model (`full`) <= fid_within. Both take the lowest `cost` (MACs, or the measured
+    latency of a latency study), ties to the lower
     quality. max_macs: the lowest quality, ties to the fewer MACs; then the plan hash. Evaluations
     without an interval count their value. StoreError if none fits, naming what would.
     """
     check_one_constraint(max_fid=max_fid, fid_within=fid_within, max_macs=max_macs)
-    points = [p for p in points if p.macs is not None and p.quality is not None]
+    points = [p for p in points if p.macs is not None and p.quality is not None
+              and cost_of(p, cost) is not None]
     if not points:
         raise StoreError(f"{where} has no evaluated plans yet; run 'edgediff evaluate' or a search first")
     if max_macs is not None:
@@ -92,7 +95,7 @@ def choose(
             f"no plan in {where} has {wanted} (lowest is {number(shown)}, plan {closest.plan_hash[:12]}: "
             f"{option} {number(value)} would pick it); relax {option}"
             + (" or measure more images to narrow the intervals" if interval else ""))
-    return min(feasible, key=lambda p: (p.macs, p.quality, p.plan_hash))
+    return min(feasible, key=lambda p: (cost_of(p, cost), p.quality, p.plan_hash))
 
 
 def number(value: float) -> str:

@@ -27,13 +27,20 @@ QUALITY = func.coalesce(
 )
 
 
-def _measured(study: str, stage: str, method: str | None, *columns: Any) -> Select[Any]:
+def cost_column(cost: str) -> Any:
+    """The column of a study's cost objective (`storage.pareto.COSTS`)."""
+    return Evaluation.macs_per_image if cost == "macs" else Evaluation.latency_per_image_s
+
+
+def _measured(study: str, stage: str, method: str | None, *columns: Any,
+              cost: str = "macs") -> Select[Any]:
     """`columns` of the study's candidates (of `method` if given) with an ok evaluation at `stage`
-    whose MACs and quality are both known."""
+    whose MACs, cost and quality are known."""
     query = evaluated_join(select(*columns), study).where(
         Evaluation.stage == stage,
         Evaluation.status == "ok",
         Evaluation.macs_per_image.is_not(None),
+        cost_column(cost).is_not(None),
         QUALITY.is_not(None),
     )
     if method is not None:
@@ -41,17 +48,18 @@ def _measured(study: str, stage: str, method: str | None, *columns: Any) -> Sele
     return query
 
 
-def front_superset(session: Session, study: str, *, method: str | None, stage: str) -> list[str]:
+def front_superset(session: Session, study: str, *, method: str | None, stage: str,
+                   cost: str = "macs") -> list[str]:
     """The plan hashes that may be on the study's front: every plan whose quality (FID) is at most
-    the lowest of all plans before it in (MACs, quality) order (a window function, one pass in the
-    database).
+    the lowest of all plans before it in (cost, quality) order (a window function, one pass in the
+    database; cost: MACs, or the measured latency).
 
     A front plan passes (no plan with fewer MACs has a lower or equal quality), and so do a few
     others (equal values at more MACs): `pareto_front` on their points gives the exact front.
     """
     plans = _measured(
         study, stage, method, Candidate.plan_hash,
-        Evaluation.macs_per_image.label("macs"), QUALITY.label("fid"),
+        cost_column(cost).label("macs"), QUALITY.label("fid"), cost=cost,
     ).subquery()  # a plan of two methods twice: harmless, and no DISTINCT sort
     lowest_before = func.min(plans.c.fid).over(order_by=(plans.c.macs, plans.c.fid), rows=(None, -1))
     ranked = select(plans.c.plan_hash, plans.c.fid, lowest_before.label("lowest_before")).subquery()
@@ -79,6 +87,7 @@ def best_superset(
     fid_within: float | None,
     full_quality: float | None,
     max_macs: float | None,
+    cost: str = "macs",
 ) -> list[str]:
     """The plan hashes among which `storage.choose.choose` picks, or names in its message, the
     same plan as among all of the study's: the feasible plans with the fewest MACs (max_macs: with
@@ -87,10 +96,11 @@ def best_superset(
     compares: max_fid the quality's upper end (else the value), fid_within the paired
     difference's upper end (else the difference, else quality - full_quality)."""
 
-    macs = Evaluation.macs_per_image
+    macs = cost_column(cost)  # "cheapest": the fewest MACs, or the lowest measured latency
     if max_macs is not None:
-        fits = macs <= max_macs
-        first, second, interval = QUALITY, macs, None
+        real = Evaluation.macs_per_image  # a bound on MACs, whatever the study's cost
+        fits = real <= max_macs
+        first, second, interval = QUALITY, real, None
     else:
         if max_fid is not None:
             bound, limit, interval = func.coalesce(_quality("high"), QUALITY), max_fid, _quality("high")
@@ -102,17 +112,17 @@ def best_superset(
     # Two passes over the study: the two minima in one aggregate, then the plans that reach them
     # (four scans, one per minimum and one per plan list, took a second at 100,000 evaluations).
     lowest_fitting, lowest = session.execute(
-        _measured(study, "full", method, func.min(case((fits, first))), func.min(second))
+        _measured(study, "full", method, func.min(case((fits, first))), func.min(second), cost=cost)
     ).one()
     if lowest is None:
         return []
     picked = [second == lowest]
     if lowest_fitting is not None:
         picked.append(and_(fits, first == lowest_fitting))
-    found = set(session.scalars(_measured(study, "full", method, Candidate.plan_hash).where(or_(*picked))))
+    plans = _measured(study, "full", method, Candidate.plan_hash, cost=cost)
+    found = set(session.scalars(plans.where(or_(*picked))))
     if interval is not None:
-        found.update(session.scalars(
-            _measured(study, "full", method, Candidate.plan_hash).where(interval.is_not(None)).limit(1)))
+        found.update(session.scalars(plans.where(interval.is_not(None)).limit(1)))
     return sorted(found)
 
 

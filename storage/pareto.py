@@ -1,9 +1,10 @@
-"""The MACs/FID Pareto front and its hypervolume (pure Python, no SQL)."""
+"""The cost/quality Pareto front (MACs or measured latency against FID) and its hypervolume
+(pure Python, no SQL)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import groupby
 
@@ -84,23 +85,40 @@ def merge_duplicates(points: Iterable[Point]) -> list[Point]:
     return list(merged.values())
 
 
-def _measured(point: Point) -> bool:
-    return point.macs is not None and point.quality is not None and not math.isnan(point.quality)
+COSTS = ("macs", "latency")  # a study's cost objective: MACs or measured seconds per image
 
 
-def pareto_front(points: Iterable[Point]) -> list[Point]:
-    """The points no other point dominates, minimising (macs, quality), sorted by macs, quality,
-    plan_hash (quality is the FID unless the study measures another metric).
+def cost_of(point: Point, cost: str = "macs") -> float | None:
+    """The point's cost: MACs per image, or measured latency (seconds per image)."""
+    return point.macs if cost == "macs" else point.latency
+
+
+def study_cost(objectives: Sequence[str]) -> str:
+    """The cost objective of a study from its stored `objectives` (["latency", "fid"]: latency;
+    anything else, as every study before latency objectives: macs)."""
+    return objectives[0] if objectives and objectives[0] in COSTS else "macs"
+
+
+def _measured(point: Point, cost: str = "macs") -> bool:
+    return (point.macs is not None and cost_of(point, cost) is not None
+            and point.quality is not None and not math.isnan(point.quality))
+
+
+def pareto_front(points: Iterable[Point], cost: str = "macs") -> list[Point]:
+    """The points no other point dominates, minimising (cost, quality), sorted by cost, quality,
+    plan_hash (cost: MACs, or measured latency for `cost="latency"`; quality is the FID unless
+    the study measures another metric).
 
     A point is dominated when another is <= in both objectives and < in one; points with equal
-    (macs, quality) but different plans all stay. Points without macs or quality are left out.
+    (cost, quality) but different plans all stay. Points without the cost or quality are left out.
     """
     ranked = sorted(
-        (p for p in merge_duplicates(points) if _measured(p)), key=lambda p: (p.macs, p.quality, p.plan_hash)
+        (p for p in merge_duplicates(points) if _measured(p, cost)),
+        key=lambda p: (cost_of(p, cost), p.quality, p.plan_hash),
     )
     front: list[Point] = []
-    lowest = math.inf  # over every point with fewer MACs than the current group
-    for _, same_macs in groupby(ranked, key=lambda p: p.macs):
+    lowest = math.inf  # over every point with a lower cost than the current group
+    for _, same_macs in groupby(ranked, key=lambda p: cost_of(p, cost)):
         group = list(same_macs)
         best = group[0].quality  # the group is sorted: only its best points can survive
         if best < lowest:
@@ -109,36 +127,40 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
     return front
 
 
-def hypervolume_2d(points: Iterable[Point], reference: tuple[float, float]) -> float:
-    """The area dominated by the points' front and bounded by `reference` = (macs, fid).
+def hypervolume_2d(points: Iterable[Point], reference: tuple[float, float], cost: str = "macs") -> float:
+    """The area dominated by the points' front and bounded by `reference` = (cost, fid).
 
     Points not strictly better than the reference in both objectives add nothing and are ignored.
     """
     ref_macs, ref_fid = reference
-    inside = [p for p in pareto_front(points) if p.macs < ref_macs and p.quality < ref_fid]
+    inside = [p for p in pareto_front(points, cost)
+              if cost_of(p, cost) < ref_macs and p.quality < ref_fid]
     if not inside:
         return 0.0
-    # The front is sorted by macs with falling quality: a strip per point, up to the next point's macs.
-    rights = [p.macs for p in inside[1:]] + [ref_macs]
-    return sum((right - p.macs) * (ref_fid - p.quality) for p, right in zip(inside, rights, strict=True))
+    # The front is sorted by cost with falling quality: a strip per point, up to the next one's cost.
+    lefts = [cost_of(p, cost) for p in inside]
+    rights = lefts[1:] + [ref_macs]
+    return sum((right - left) * (ref_fid - p.quality)
+               for p, left, right in zip(inside, lefts, rights, strict=True))
 
 
 HV_FID_FACTOR = 2.0  # the hypervolume's reference point: the full model's MACs, twice its FID
 
 
-def reference_point(full: Point | None) -> tuple[float, float] | None:
-    """The reference point fronts are compared against: (the full model's MACs, HV_FID_FACTOR x
+def reference_point(full: Point | None, cost: str = "macs") -> tuple[float, float] | None:
+    """The reference point fronts are compared against: (the full model's cost, HV_FID_FACTOR x
     its FID); None without a measured full model."""
     value = None if full is None else full.quality
-    if full is None or not full.macs or value is None or not math.isfinite(value) or value <= 0:
+    if full is None or not cost_of(full, cost) or value is None or not math.isfinite(value) or value <= 0:
         return None
-    return float(full.macs), HV_FID_FACTOR * value
+    return float(cost_of(full, cost)), HV_FID_FACTOR * value  # type: ignore[arg-type]
 
 
-def normalized_hypervolume(points: Iterable[Point], full: Point | None) -> float:
-    """`hypervolume_2d` against `reference_point(full)`, in full-model units (MACs / full MACs,
-    FID / full FID), so studies of different models compare; 0 without a measured full model."""
-    reference = reference_point(full)
+def normalized_hypervolume(points: Iterable[Point], full: Point | None, cost: str = "macs") -> float:
+    """`hypervolume_2d` against `reference_point(full)`, in full-model units (cost / full cost,
+    FID / full FID: with `cost="latency"` the latency ratio), so studies of different models
+    compare; 0 without a measured full model."""
+    reference = reference_point(full, cost)
     if reference is None:
         return 0.0
-    return hypervolume_2d(points, reference) / (reference[0] * reference[1] / HV_FID_FACTOR)
+    return hypervolume_2d(points, reference, cost) / (reference[0] * reference[1] / HV_FID_FACTOR)

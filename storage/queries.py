@@ -15,7 +15,7 @@ from storage import objectives, rows
 from storage.choose import check_one_constraint, choose
 from storage.errors import StoreError
 from storage.models import Candidate, Evaluation
-from storage.pareto import Point, merge_duplicates, pareto_front
+from storage.pareto import Point, merge_duplicates, pareto_front, study_cost
 from storage.records import HistoryEntry, StudyRef, study_name
 
 FULL_METHOD = "full"  # the candidate method of the uncompressed model's plan
@@ -91,15 +91,25 @@ class StoreQueries:
             return rows.evaluated_marker(session, study_name(study))
 
     def front(self, study: StudyRef, *, method: str | None = None, stage: str = "full") -> list[Point]:
-        """The study's MACs/FID Pareto front (of one method's candidates if given). The database
+        """The study's cost/FID Pareto front (of one method's candidates if given; the cost is
+        MACs, or the measured latency of a latency study, `cost`). The database
         narrows the plans down to the few that can be on it (`objectives.front_superset`); only
         their points are read."""
         with self._reading() as session:
-            rows.study_row(session, study)
-            hashes = objectives.front_superset(session, study_name(study), method=method, stage=stage)
+            cost = study_cost(rows.study_row(session, study).objectives)
+            hashes = objectives.front_superset(session, study_name(study), method=method,
+                                               stage=stage, cost=cost)
         if not hashes:
             return []
-        return pareto_front(self.points(study, method=method, stage=stage, plan_hashes=hashes))
+        return pareto_front(self.points(study, method=method, stage=stage, plan_hashes=hashes), cost)
+
+    def cost(self, study: StudyRef) -> str:
+        """The study's cost objective: "macs", or "latency" for a study searched with
+        `--objective latency` (its front, best plan and hypervolume use the measured latency)."""
+        if not isinstance(study, str):
+            return study_cost(study.objectives)
+        with self._reading() as session:
+            return study_cost(rows.study_row(session, study).objectives)
 
     def full_model_point(self, study: StudyRef, points: Sequence[Point] | None = None) -> Point | None:
         """The point of the uncompressed model's plan (the first candidate of method "full" with an
@@ -126,7 +136,8 @@ class StoreQueries:
     ) -> Point:
         """The plan chosen by exactly one constraint.
 
-        max_fid: the cheapest plan with fid <= max_fid; fid_within: the cheapest with fid <= the full
+        "Cheapest" is the study's cost: the fewest MACs, or the lowest measured latency of a latency
+        study. max_fid: the cheapest plan with fid <= max_fid; fid_within: the cheapest with fid <= the full
         model's fid + fid_within; max_macs: the lowest-fid plan with macs <= max_macs. Ties go to the
         lower fid (resp. macs), then the plan hash. StoreError if no plan satisfies the constraint.
         """
@@ -141,10 +152,10 @@ class StoreQueries:
                     "--fid-within with; evaluate the full plan first"
                 )
         with self._reading() as session:  # the few plans `choose` can pick or name (see there)
-            rows.study_row(session, study)
+            cost = study_cost(rows.study_row(session, study).objectives)
             hashes = objectives.best_superset(
                 session, study_name(study), method=method, max_fid=max_fid, fid_within=fid_within,
-                full_quality=None if full is None else full.quality, max_macs=max_macs,
+                full_quality=None if full is None else full.quality, max_macs=max_macs, cost=cost,
             )
         points = self.points(study, method=method, plan_hashes=hashes) if hashes else []
         where = f"study '{study_name(study)}'" + ("" if method is None else f" (method {method})")
@@ -155,6 +166,7 @@ class StoreQueries:
             fid_within=fid_within,
             full=full,
             max_macs=max_macs,
+            cost=cost,
         )
 
 

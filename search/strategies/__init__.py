@@ -50,10 +50,12 @@ class Proposal:
 
 @dataclass(frozen=True)
 class ProposalOutcome:
-    """What a measured proposal came to: objectives (macs, fid), or stopped at the screen, or failed."""
+    """What a measured proposal came to: objectives (macs, fid; latency: measured seconds per
+    image), or stopped at the screen, or failed."""
 
     macs: float | None = None
     fid: float | None = None
+    latency: float | None = None
     stopped: bool = False
     failed: bool = False
 

@@ -1,5 +1,5 @@
-"""Optuna's multi-objective search (MACs, FID) as a strategy: ask/tell on its RDB storage, in the
-store's own database."""
+"""Optuna's multi-objective search (MACs or measured latency, FID) as a strategy: ask/tell on its
+RDB storage, in the store's own database."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ SAMPLERS = ("nsga2", "tpe", "gp")
 
 @dataclass
 class OptunaStrategy(Strategy):
-    """Optuna's multi-objective search (MACs, FID) with ask/tell on its RDB storage.
+    """Optuna's multi-objective search (MACs, FID) with ask/tell on its RDB storage; with
+    `objective="latency"`, (latency ratio, FID): the measured latency per image over the full
+    model's (`full_latency`).
 
     The Optuna study lives in the same database as the store (its own tables), named
     `edgediff:<study>`, so optuna-dashboard opens it too. Trials left RUNNING by a killed search
@@ -35,6 +37,8 @@ class OptunaStrategy(Strategy):
     seed: int = 0
     max_seeds: int | None = None
     full_hash: str | None = None
+    objective: str = "macs"
+    full_latency: float | None = None
     method: str = OPTUNA
     _resumed: deque[Proposal] = field(default_factory=deque)
 
@@ -43,10 +47,13 @@ class OptunaStrategy(Strategy):
         from search.space import make_space
 
         config = context.config
+        objective = getattr(config, "objective", "macs")
+        full = context.store.full_model_point(context.study) if objective == "latency" else None
         return cls(context.store_url, context.study.name,
                    make_space(context.facts, context.full_plan), config.budget,
                    sampler=config.sampler, seed=config.seed, max_seeds=config.max_seeds,
-                   full_hash=context.full_plan.content_hash())
+                   full_hash=context.full_plan.content_hash(), objective=objective,
+                   full_latency=None if full is None else full.latency)
 
     def __post_init__(self) -> None:
         import optuna
@@ -64,7 +71,8 @@ class OptunaStrategy(Strategy):
         self.optuna.sampler = _sampler(self.sampler, self.budget, seed)
         with warnings.catch_warnings():  # experimental in Optuna 4: names for optuna-dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.optuna.set_metric_names(["macs_per_image", "fid"])
+            cost = "macs_per_image" if self.objective == "macs" else "latency_ratio"
+            self.optuna.set_metric_names([cost, "fid"])
         state = optuna.trial.TrialState
         for frozen in self.optuna.get_trials(deepcopy=False, states=(state.RUNNING,)):
             # A trial the stopped run left RUNNING continues under its own number: parameters it
@@ -127,6 +135,12 @@ class OptunaStrategy(Strategy):
             self.optuna.tell(proposal.trial, state=state.FAIL)
         elif outcome.stopped or outcome.fid is None or not math.isfinite(outcome.fid):
             self.optuna.tell(proposal.trial, state=state.PRUNED)
+        elif self.objective == "latency":
+            if outcome.latency is None:
+                self.optuna.tell(proposal.trial, state=state.FAIL)
+                return
+            ratio = outcome.latency / (self.full_latency or 1.0)  # the full model's latency = 1
+            self.optuna.tell(proposal.trial, [float(ratio), float(outcome.fid)])
         else:
             self.optuna.tell(proposal.trial, [float(outcome.macs), float(outcome.fid)])
 

@@ -67,6 +67,16 @@ def test_evaluate_front_export_round_trip(capsys, tmp_path, store_url):
     assert exported.content_hash() == min(cheaper, key=lambda p: (p["fid"], p["macs"]))["plan_hash"]
     code, out, _ = cli(capsys, "front", "s", "--db", store_url)
     assert code == 0 and "plans on the front" in out and "full model:" in out
+    assert "x fewer MACs  measured speedup" in out  # side by side on every front point
+    code, out, _ = cli(capsys, "export", "s", "--db", store_url, "--fid-within", "1000", "-o",
+                       str(out_file), "--json")
+    shown = json.loads(out)
+    point, full = shown["point"], shown["full_model"]
+    assert shown["speedup"] == {"predicted": full["macs"] / point["macs"],
+                                "measured": full["latency"] / point["latency"]}
+    code, out, _ = cli(capsys, "export", "s", "--db", store_url, "--fid-within", "1000", "-o",
+                       str(out_file))
+    assert f"{full['macs'] / point['macs']:.2f}x predicted from MACs" in out and "x measured" in out
     references.clear()
 
 

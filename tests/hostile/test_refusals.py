@@ -40,6 +40,16 @@ def _evaluate(url, plan, *extra):
     (["--cache-dir", "FILE/cache"], "which is a file"),
     (["--model", "./nonexistent"], "model folder './nonexistent' does not exist"),
     (["--model", "BADMODEL"], "is not valid JSON"),
+    (["--dtype", "fp8"], "invalid choice: 'fp8'"),
+    (["--height", "64"], "height and width go together"),
+    (["--height", "60", "--width", "64"], "give a multiple of 8"),
+    (["--height", "32", "--width", "32"], "generates at its own fixed size"),
+    (["--scheduler", "dpm++"], "is not a scheduler class name"),
+    (["--scheduler", "FlowMatchEulerDiscreteScheduler"], "use one of DDIMScheduler, "),
+    (["--negative-prompt", "blurry"], "is set but there are no prompts"),
+    (["--vae-decode", "slicing"], "has no VAE"),
+    (["--latency-repeats", "101"], "out of range"),
+    (["--batch-size", "0"], "out of range"),
 ])
 def test_evaluate_refuses_before_writing(capsys, tmp_path, seeded_url, unet_plan, extra, needle):
     (tmp_path / "FILE").write_text("x")
@@ -126,6 +136,11 @@ def test_plan_refuses_what_it_cannot_write(capsys, tmp_path, extra, needle):
     (["--guidance", "101"], "guidance is >= 1"),
     (["--steps", "1001"], "out of range"),
     (["--model", "./nonexistent"], "does not exist"),
+    (["--objective", "latency"], "study 's' minimises macs, not latency: leave --objective out"),
+    (["--objective", "fast"], "invalid choice: 'fast'"),
+    (["--study", "new", "--gpus-per-worker", "1"], "--gpus-per-worker 1 needs --device cuda"),
+    (["--gpus-per-worker", "-1"], "out of range"),
+    (["--dtype", "fp8"], "invalid choice: 'fp8'"),
 ])
 def test_search_refuses_before_ray_starts_or_anything_is_written(capsys, tmp_path, seeded_url,
                                                                  extra, needle):
