@@ -324,6 +324,12 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
                    help="cheapest plan with FID <= the full model's + this")
     p.add_argument("--max-macs", type=_non_negative_float, help="lowest FID with MACs/image <= this")
     p.add_argument("--method", help="only the plans of this search method")
+    p.add_argument("--confirm-images", type=_positive_int,
+                   help="re-measure the admitted plans on this many held-out seeds first and export "
+                        "the first that still meets the constraint (a plan that breaks it is refused)")
+    p.add_argument("--device", default="cpu", help="torch device of the confirmation (cpu, cuda)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                   help="where the confirmation's uncompressed run is cached")
     study_cli.add_store_option(p)
     p.set_defaults(func=study_cli.cmd_export)
 

@@ -270,16 +270,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise CliError(f"folder '{out.parent}' does not exist: create it or choose another -o")
+    confirmation, plan_text = None, None
     with Store.open(args.db, create=False) as store:
         point = store.best(args.study, method=args.method, **given)
-        Plan.from_json(store.plan_json(args.study, point.plan_hash))  # what is exported loads
-        export = store.export_plan(args.study, point, out, text)
         full = store.full_model_point(args.study)
+        if args.confirm_images:
+            confirmation = _confirm(store, args, given)
+            point = store.points(args.study, plan_hash=confirmation.chosen.plan_hash)[0]
+            text = _confirmed_text(text, confirmation, args.confirm_images)
+            plan_text = _confirmed_plan(store.plan_json(args.study, point.plan_hash), confirmation,
+                                        args.confirm_images)
+        Plan.from_json(plan_text or store.plan_json(args.study, point.plan_hash))  # it loads
+        export = store.export_plan(args.study, point, out, text, plan_text=plan_text)
     speedup = speedups(point, full)
     if args.json:
-        print(dumps({"export": export, "point": point, "full_model": full, "speedup": speedup}))
+        confirmed = None if confirmation is None else {
+            "study": confirmation.study, "point": confirmation.chosen, "full_model": confirmation.full,
+            "refused": list(confirmation.refused)}
+        print(dumps({"export": export, "point": point, "full_model": full, "speedup": speedup,
+                     "confirmation": confirmed}))
         return 0
     print(table(point_headers([point]), point_rows([point], full), POINT_RIGHT))
+    if confirmation is not None:
+        print(f"confirmed on {args.confirm_images} held-out images (study '{confirmation.study}'):")
+        print(table(point_headers([confirmation.chosen]),
+                    point_rows([confirmation.chosen], confirmation.full), POINT_RIGHT))
     print(speedup_line(speedup))
     print(f"exported the plan chosen by '{text}' to {export.path}")
     return 0
@@ -299,6 +314,43 @@ def speedups(point: Point, full: Point | None) -> dict[str, float | None]:
 def speedup_line(speedup: dict[str, float | None]) -> str:
     return (f"speed-up over the full model: {number(speedup['predicted'], 2) or '?'}x predicted "
             f"from MACs, {number(speedup['measured'], 2) or '?'}x measured")
+
+
+def _confirm(store: Store, args: argparse.Namespace, given: dict[str, Any]) -> Any:
+    """The held-out confirmation (search.confirm). Each refused plan is named on stdout; when
+    every plan tried breaks the constraint, one line naming what would qualify (exit 2) and no
+    plan is written (the confirmation's measurements stay stored, for the next try)."""
+    from evaluators.evaluate import Evaluator
+    from search.confirm import confirm, what_would_qualify
+
+    model = store.get_study(args.study).model
+    result = confirm(store, args.study,
+                     lambda spec: Evaluator(model, spec, cache_dir=args.cache_dir, device=args.device),
+                     images=args.confirm_images, method=args.method, **given)
+    for p in result.refused:
+        delta = quality_text(p.delta_to(result.full), p.delta_low, p.delta_high)
+        print(f"refused plan {p.plan_hash[:12]}: on {args.confirm_images} held-out images "
+              f"{p.objective.upper()} - full reads {delta}, which breaks the constraint")
+    if result.chosen is None:
+        would = what_would_qualify(result, **given)
+        raise CliError(f"no plan of study '{args.study}' meets '{describe_constraint(**given)}' on "
+                       f"{args.confirm_images} held-out images ({len(result.refused)} tried)"
+                       + (f"; {would}" if would else "")
+                       + ": relax the constraint or search further; no plan was exported")
+    return result
+
+
+def _confirmed_text(text: str, confirmation: Any, images: int) -> str:
+    """The export's constraint with the confirmed paired difference (the store keeps 200 chars)."""
+    p = confirmation.chosen
+    delta = quality_text(p.delta_to(confirmation.full), p.delta_low, p.delta_high)
+    return f"{text}; confirmed on {images} held-out images: d{p.objective.upper()} {delta}"[:200]
+
+
+def _confirmed_plan(plan_json: str, confirmation: Any, images: int) -> str:
+    from search.confirm import confirmed_plan_text
+
+    return confirmed_plan_text(plan_json, confirmation, images)
 
 
 def add_store_option(p: argparse.ArgumentParser, *, json: bool = True) -> None:

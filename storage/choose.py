@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from storage.errors import StoreError
 from storage.pareto import Point, cost_of
 
@@ -29,7 +31,12 @@ def describe_constraint(
     return f"macs <= {number(max_macs)}"
 
 
-def choose(
+def choose(points: list[Point], **kwargs: Any) -> Point:
+    """The first of `ranked(points, ...)`: see there."""
+    return ranked(points, **kwargs)[0]
+
+
+def ranked(
     points: list[Point],
     *,
     where: str,
@@ -38,8 +45,9 @@ def choose(
     full: Point | None = None,
     max_macs: float | None = None,
     cost: str = "macs",
-) -> Point:
-    """The point chosen by the one constraint given; `where` names the study in messages.
+) -> list[Point]:
+    """The points that meet the one constraint given, the chosen one first, then in the order it
+    would be chosen; `where` names the study in messages.
 
     The quality is the study's metric (`Point.quality`, the FID unless it measures another), and
     a bound on it holds only when the upper end of its interval is within it:
@@ -61,7 +69,7 @@ def choose(
             raise StoreError(
                 f"no plan in {where} has MACs <= {number(max_macs)} (lowest is {lowest}); relax --max-macs"
             )
-        return min(feasible, key=lambda p: (p.quality, p.macs, p.plan_hash))
+        return sorted(feasible, key=lambda p: (p.quality, p.macs, p.plan_hash))
     metric = points[0].objective.upper()
     if max_fid is not None:
         def bound_of(p: Point) -> float | None:
@@ -95,7 +103,19 @@ def choose(
             f"no plan in {where} has {wanted} (lowest is {number(shown)}, plan {closest.plan_hash[:12]}: "
             f"{option} {number(value)} would pick it); relax {option}"
             + (" or measure more images to narrow the intervals" if interval else ""))
-    return min(feasible, key=lambda p: (cost_of(p, cost), p.quality, p.plan_hash))
+    return sorted(feasible, key=lambda p: (cost_of(p, cost), p.quality, p.plan_hash))
+
+
+def meets(point: Point, full: Point | None, *, max_fid: float | None = None,
+          fid_within: float | None = None, max_macs: float | None = None) -> bool:
+    """Whether one point meets the one constraint given (the bounds as in `ranked`)."""
+    if max_macs is not None:
+        return point.macs is not None and point.macs <= max_macs
+    if max_fid is not None:
+        bound = point.quality_high if point.quality_high is not None else point.quality
+        return bound is not None and bound <= max_fid
+    bound = point.delta_bound(full)
+    return bound is not None and fid_within is not None and bound <= fid_within
 
 
 def number(value: float) -> str:

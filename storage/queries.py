@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage import objectives, rows
-from storage.choose import check_one_constraint, choose
+from storage.choose import check_one_constraint, choose, ranked
 from storage.errors import StoreError
 from storage.models import Candidate, Evaluation
 from storage.pareto import Point, merge_duplicates, pareto_front, study_cost
@@ -168,6 +168,26 @@ class StoreQueries:
             max_macs=max_macs,
             cost=cost,
         )
+
+    def feasible(
+        self,
+        study: StudyRef,
+        *,
+        max_fid: float | None = None,
+        fid_within: float | None = None,
+        max_macs: float | None = None,
+        method: str | None = None,
+    ) -> list[Point]:
+        """Every plan that meets the one constraint, the one `best` picks first, then in the order
+        `best` would pick them (what a confirmation tries in turn). StoreError as `best` when none
+        does. Reads every point of the study (`best` reads only the few it can pick)."""
+        given = {"max_fid": max_fid, "fid_within": fid_within, "max_macs": max_macs}
+        first = self.best(study, method=method, **given)  # the checks and messages of `best`
+        points = self.points(study, method=method)
+        full = self.full_model_point(study) if fid_within is not None else None
+        order = ranked(points, where=f"study '{study_name(study)}'", full=full,
+                       cost=self.cost(study), **given)
+        return [first, *(p for p in order if p.plan_hash != first.plan_hash)]
 
 
 def _point_order(point: Point) -> tuple[bool, float, bool, float, str]:

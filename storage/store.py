@@ -302,10 +302,12 @@ class Store(StoreQueries):
         return text
 
     def export_plan(
-        self, study: StudyRef, point: Point, path: str | os.PathLike[str], constraint: str
+        self, study: StudyRef, point: Point, path: str | os.PathLike[str], constraint: str,
+        plan_text: str | None = None,
     ) -> ExportInfo:
-        """Write the point's plan JSON to `path` and record the export, both or neither."""
-        text = self.plan_json(study, point.plan_hash)
+        """Write the point's plan JSON (or `plan_text`: the same plan with other notes) to `path`
+        and record the export, both or neither."""
+        text = plan_text if plan_text is not None else self.plan_json(study, point.plan_hash)
         target = Path(path).expanduser().absolute()
         with self._writing() as session:
             row = Export(
