@@ -9,7 +9,7 @@ from typing import Any
 from edgediff.checks import preflight
 from edgediff.errors import CliError
 from edgediff.runtime_options import RUNTIME_OPTIONS
-from edgediff.tables import dumps, footprint, giga, number, table
+from edgediff.tables import dumps, footprint, giga, memory, number, table
 from storage import (
     Point,
     Store,
@@ -42,9 +42,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from_step=args.from_step, window=args.window, deepcache_branch=args.deepcache_branch,
         interval=args.interval, drop_levels=args.drop_levels, gamma=args.gamma,
     )
+    params = plan_footprint(model, plan)  # before the file is written: a failed count writes none
     plan.save(out)
     print(f"plan {plan.content_hash()[:12]} for {name} written to {out}")
+    print(f"params never run: {footprint({'params': params})} of the denoiser's parameters, "
+          f"{memory(params['skipped_bytes'])} that need not be loaded")
     return 0
+
+
+def plan_footprint(model: Any, plan: Any) -> dict[str, Any]:
+    """The plan's parameter footprint (`params`, `skipped`, `skipped_bytes` by dtype), counted on
+    the meta model, as evaluations report it (`extra["params"]`)."""
+    from evaluators.cost import count_footprint
+
+    return count_footprint(model, plan).to_dict()
 
 
 def plan_model(args: argparse.Namespace) -> str:

@@ -52,6 +52,12 @@ def footprint(extra: dict[str, Any]) -> str:
             f"({params['skipped'] / params['params']:.1%})")
 
 
+def memory(skipped_bytes: dict[str, int]) -> str:
+    """Bytes by dtype as "672.6 MB float16" (joined with " + " for mixed dtypes); "0 B" if none."""
+    parts = [f"{size / 1e6:.1f} MB {dtype}" for dtype, size in sorted(skipped_bytes.items()) if size]
+    return " + ".join(parts) or "0 B"
+
+
 def jsonable(value: Any) -> Any:
     """Dataclasses, tuples and datetimes as plain JSON values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -136,22 +136,9 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
     if convention not in ("executed", "ditfastattn"):
         raise PlanError(f"unknown MAC convention '{convention}': use executed or ditfastattn")
     facts = facts_of(model)
-    dynamic = [s.section for s in (plan.sections if plan is not None else ())
-               if getattr(s, "input_dependent", False)]
-    if dynamic:
-        raise PlanError(f"plan.{dynamic[0]}: the cache decides during the generation which "
-                        "blocks run, so a count on random inputs says nothing; count what "
-                        "executed in a real generation (evaluators.executed.ExecutionTrace)")
     if plan is None:
         plan = facts.full_plan(model_ref(model, "model"), num_inference_steps, guidance_scale)
-    device = torch.device(device)
-    if device.type == "meta":
-        twin = model if _on_meta(model) else meta_twin(model)
-    else:
-        twin = model
-    batch = num_images * (2 if plan.sampling.guidance_scale > 1 else 1)
-    extra = {} if geometry is None else {"geometry": geometry}
-    inputs = facts.family.dummy_inputs(twin, batch, device, text_tokens, **extra)
+    twin = _twin(model, device)
     attention_keys = {f"{type(twin).__name__}.{name}" for name, m in twin.named_modules()
                       if isinstance(m, Attention)}
     self_keys: list[str] = []
@@ -159,9 +146,71 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
         names = {id(m): n for n, m in twin.named_modules()}
         self_keys = [f"{type(twin).__name__}.{names[id(a)]}" for a in self_attention_layers(twin)]
     use = ParameterUse(twin)
+    per_step, by_type, per_layer = [], [], []
+    batch = _batch(plan, num_images)
+    for call in _generation(twin, plan, batch, device, text_tokens, geometry):
+        with FlopCounterMode(display=False) as counter, use:
+            call()
+        counts = counter.get_flop_counts()
+        by_type.append(_categorise(counts, attention_keys))
+        per_layer.append([sum(v for op, v in counts.get(k, {}).items() if op in _ATTENTION)
+                          // 2 for k in self_keys])
+        per_step.append(sum(counts.get("Global", {}).values()) // 2)
+    result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer,
+                      use.footprint(twin, _dtypes(model, twin)))
+    if convention == "ditfastattn":
+        result = _ditfastattn_convention(result, facts, plan, batch)
+    return result
+
+
+def count_footprint(model: torch.nn.Module, plan: Plan, *, device: str | torch.device = "meta",
+                    text_tokens: int = 120, geometry: Any = None) -> Footprint:
+    """The parameters `plan` never runs in one generation: `count_macs(...).footprint` without
+    the MAC count, and the generation stops at the first step by which every parameter has been
+    read (nothing later can make one unused), so a plan whose step 0 runs the whole model costs
+    one call."""
+    twin = _twin(model, device)
+    use = ParameterUse(twin)
+    total = sum(1 for _ in twin.parameters())
+    for call in _generation(twin, plan, _batch(plan, 1), device, text_tokens, geometry):
+        with use:
+            call()
+        if len(use.used) == total:
+            break
+    return use.footprint(twin, _dtypes(model, twin))
+
+
+def _twin(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+    """What a count runs: a meta twin of the model (the model itself when already on meta), or
+    the model on a real device."""
+    if torch.device(device).type != "meta" or _on_meta(model):
+        return model
+    return meta_twin(model)
+
+
+def _dtypes(model: torch.nn.Module, twin: torch.nn.Module) -> dict[str, torch.dtype] | None:
+    return None if twin is model else {n: p.dtype for n, p in model.named_parameters()}
+
+
+def _batch(plan: Plan, num_images: int) -> int:
+    return num_images * (2 if plan.sampling.guidance_scale > 1 else 1)  # both CFG halves
+
+
+def _generation(twin: torch.nn.Module, plan: Plan, batch: int, device: str | torch.device,
+                text_tokens: int, geometry: Any) -> Iterator[Callable[[], Any]]:
+    """One denoiser call per step of the plan's generation, with the plan applied (removed when
+    the caller stops iterating); PlanError for a cache that decides at run time."""
+    dynamic = [s.section for s in plan.sections if getattr(s, "input_dependent", False)]
+    if dynamic:
+        raise PlanError(f"plan.{dynamic[0]}: the cache decides during the generation which "
+                        "blocks run, so a count on random inputs says nothing; count what "
+                        "executed in a real generation (evaluators.executed.ExecutionTrace)")
+    facts = facts_of(twin)
+    device = torch.device(device)
+    extra = {} if geometry is None else {"geometry": geometry}
+    inputs = facts.family.dummy_inputs(twin, batch, device, text_tokens, **extra)
     timesteps = plan_scheduler(_default_scheduler(), plan)
     timesteps.set_timesteps(plan.num_steps)
-    per_step, by_type, per_layer = [], [], []
     with torch.no_grad(), apply_plan(twin, plan) as applied:
         applied.reset()
         for t in timesteps.timesteps.tolist():
@@ -169,19 +218,7 @@ def count_macs(model: torch.nn.Module, plan: Plan | None = None, *, num_images: 
             for runtime in applied.runtimes.values():  # meta timesteps cannot be read back
                 if getattr(runtime, "tracker", None) is not None:
                     runtime.tracker.value = float(t)
-            with FlopCounterMode(display=False) as counter, use:
-                twin(**step_inputs)
-            counts = counter.get_flop_counts()
-            by_type.append(_categorise(counts, attention_keys))
-            per_layer.append([sum(v for op, v in counts.get(k, {}).items() if op in _ATTENTION)
-                              // 2 for k in self_keys])
-            per_step.append(sum(counts.get("Global", {}).values()) // 2)
-    dtypes = None if twin is model else {n: p.dtype for n, p in model.named_parameters()}
-    result = MacCount(per_step, by_type, num_images, batch, "executed", per_layer,
-                      use.footprint(twin, dtypes))
-    if convention == "ditfastattn":
-        result = _ditfastattn_convention(result, facts, plan, batch)
-    return result
+            yield lambda step_inputs=step_inputs: twin(**step_inputs)
 
 
 def _on_meta(model: torch.nn.Module) -> bool:

@@ -8,6 +8,7 @@ import pytest
 import evaluators.zoo
 from edgediff.cli import build_parser, main
 from edgediff.study_cli import plan_model
+from evaluators.cost import count_macs
 from evaluators.defaults import DEFAULT_STEPS
 from evaluators.plan import Plan
 from evaluators.templates import uniform_plan
@@ -61,3 +62,25 @@ def test_plan_needs_one_model(tmp_path, capsys):
     assert "pass --model NAME" in capsys.readouterr().err
     assert main(["plan", "digits-unet", "--model", "digits-dit", "-o", out]) == 2
     assert "pass only --model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model, options", [
+    ("digits-unet", ["--drop-levels", "1"]),
+    ("digits-dit", ["--attention", "ast"]),
+])
+def test_plan_prints_the_parameters_it_never_runs(model, options, tmp_path, capsys):
+    """The footprint `edgediff evaluate` reports (parameters no step reads, the bytes they need
+    not occupy), printed when the plan is written; depth-skip drops some, DiTFastAttn none."""
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--model", model, "-o", str(out), "--plan-steps", "4", *options]) == 0
+    printed = capsys.readouterr().out
+    real = load_model(model)
+    counted = count_macs(real, Plan.load(out), num_images=1).footprint
+    assert counted.params == sum(p.numel() for p in real.parameters())
+    line = next(x for x in printed.splitlines() if x.startswith("params never run: "))
+    assert f"{counted.skipped / 1e6:.1f}M/{counted.params / 1e6:.1f}M" in line
+    assert f"({counted.skipped_share:.1%})" in line
+    if model == "digits-unet":
+        assert counted.skipped > 0 and f"{4 * counted.skipped / 1e6:.1f} MB float32" in line
+    else:
+        assert counted.skipped == 0 and "0 B that need not be loaded" in line

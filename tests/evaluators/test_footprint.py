@@ -56,3 +56,23 @@ def test_transformer_plans_keep_every_parameter(dit, convention):
     plan = Plan(model_ref(dit, "digits-dit"), Sampling(3, 1.5), attention=AttentionPlan(rows))
     footprint = count_macs(dit, plan, convention=convention).footprint
     assert footprint.params == numel(dit) and footprint.skipped == 0
+
+
+def test_the_footprint_alone_is_the_counts_and_stops_once_every_parameter_ran():
+    from evaluators.cost import count_footprint, meta_twin
+
+    unet = meta_twin(tiny_unet())  # counted as it is: the hook below sees every call
+    ref = model_ref(unet, "tiny")
+    calls = []
+    handle = unet.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        for plan in (Plan(ref, Sampling(3, 1.5), depth_skip=DepthSkip(1)),
+                     Plan(ref, Sampling(4, 1.0), deepcache=DeepCache(0, 2))):
+            calls.clear()
+            alone = count_footprint(unet, plan)
+            # depth-skip never runs its levels: every step is counted; step 0 of DeepCache runs
+            # the whole U-Net, so the count ends there
+            assert len(calls) == (plan.num_steps if plan.depth_skip else 1)
+            assert alone == count_macs(unet, plan).footprint
+    finally:
+        handle.remove()
