@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo dashboard test test-slow lint clean
+.PHONY: demo demo-flux dashboard test test-slow lint clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -21,6 +21,14 @@ demo: $(STAMP)
 		--workers 2 --images 64 --steps 25 --calib-samples 4
 	$(BIN)/edgediff report demo-digits-dit -o edgediff-out/demo-digits-dit.html
 	@echo "open edgediff-out/demo-digits-dit.html, or run 'make dashboard' for the live dashboard"
+
+## demo-flux: the same search on the embedded FLUX-family model: diffusers' caches at their
+## published defaults (the library-default baseline) beside Optuna's searched cache plans
+demo-flux: $(STAMP)
+	$(BIN)/edgediff search --model digits-flux --study demo-digits-flux --method both --budget 4 \
+		--workers 2 --images 64 --steps 20
+	$(BIN)/edgediff report demo-digits-flux -o edgediff-out/demo-digits-flux.html
+	@echo "open edgediff-out/demo-digits-flux.html, or run 'make dashboard' for the live dashboard"
 
 ## dashboard: the live dashboard over the store (http://127.0.0.1:8765/)
 dashboard: $(STAMP)

@@ -103,13 +103,16 @@ class LibraryCacheParams(ParamGroup):
         return [(name, ", ".join(map(str, options))) for name, options in self.choices().items()]
 
 
+DEFAULT_LABEL = "library default: "  # the label of a cache at diffusers' shipped defaults
+
+
 def library_defaults(num_steps: int) -> list[tuple[str, Any]]:
     """(label, section) of diffusers' shipped defaults and the small sweeps the READMEs show:
     the "library default" baseline a search is compared with."""
     out: list[tuple[str, Any]] = []
     for cls in (FirstBlockCache, TaylorSeerCache, FasterCache, PyramidAttentionBroadcast):
         default = cls.library_default(num_steps)
-        out.append((f"library default: {cls.title}", default))
+        out.append((f"{DEFAULT_LABEL}{cls.title}", default))
         out += [(f"library sweep: {next(iter(s.summary().values()))}", s)
                 for s in cls.sweep(num_steps) if s != default]
     return out

@@ -1,8 +1,10 @@
 """The baseline of the families that run diffusers' own caches (FLUX, SD3, Qwen-Image, Wan):
 each cache at the defaults diffusers ships, then the small sweeps their READMEs show
-(`search.params.library_cache.library_defaults`), spread over the budget. Every plan is known
-before anything is measured, so Optuna is seeded with them and the front shows "library default"
-beside "searched"."""
+(`search.params.library_cache.library_defaults`). Every plan is known before anything is
+measured, so Optuna is seeded with them and the front shows "library default" beside "searched".
+
+A budget smaller than the list takes the published defaults first (the baseline a user gets by
+calling `enable_cache` with no arguments), then the sweeps spread over what is left."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ class LibraryDefaultStrategy(FixedListStrategy):
     method = "library-default"
 
     def __init__(self, context: StrategyContext) -> None:
-        from search.params.library_cache import library_defaults
+        from search.baselines import spread
+        from search.params.library_cache import DEFAULT_LABEL, library_defaults
 
         base = context.full_plan
         items = []
@@ -25,4 +28,7 @@ class LibraryDefaultStrategy(FixedListStrategy):
             body = {**base.to_dict(), section.section: section.to_dict()}
             body.pop("notes", None)
             items.append(Proposal(self.method, label, plan=Plan.from_dict(body)))
-        super().__init__(context, items)
+        budget = context.config.budget
+        defaults = [p for p in items if p.label.startswith(DEFAULT_LABEL)][:budget]
+        sweeps = [p for p in items if not p.label.startswith(DEFAULT_LABEL)]
+        super().__init__(context, defaults + spread(sweeps, budget - len(defaults)))

@@ -163,3 +163,55 @@ def test_a_first_block_cache_plan_is_charged_what_executed(pipe):
     macs, images, per_call = subject.executed[plan.content_hash()]
     assert images == 1 and len(per_call) == 4 and sum(per_call) == macs
     assert 0 < macs < full_macs
+
+
+def _family_sections(steps):
+    """One plan section of each technique the FLUX family lists, at settings that skip work on a
+    6-step generation with guidance."""
+    from evaluators.techniques.faster_cache import FasterCache
+    from evaluators.techniques.first_block_cache import FirstBlockCache
+    from evaluators.techniques.mag_cache import MagCache
+    from evaluators.techniques.pyramid_attention_broadcast import PyramidAttentionBroadcast
+    from evaluators.techniques.taylorseer_cache import TaylorSeerCache
+
+    return {
+        "first_block_cache": FirstBlockCache(threshold=0.5),
+        "taylorseer_cache": TaylorSeerCache(cache_interval=3, disable_cache_before_step=2),
+        # equal ratios accumulate no error: every step after the retained quarter may be skipped
+        "mag_cache": MagCache((1.0,) * steps, threshold=1.0, max_skip_steps=2,
+                              retention_ratio=0.25),
+        "faster_cache": FasterCache(spatial_attention_block_skip_range=2,
+                                    spatial_attention_timestep_skip_range=(-1, 801)),
+        "pyramid_attention_broadcast": PyramidAttentionBroadcast(2, (100, 800)),
+    }
+
+
+def test_every_technique_of_the_family_has_a_section_here():
+    from evaluators.families import family_of
+
+    assert set(family_of("FluxTransformer2DModel").techniques) == set(_family_sections(6))
+
+
+@pytest.mark.parametrize("section", list(_family_sections(6)))
+def test_every_family_technique_applies_through_a_plan_and_comes_off_exactly(pipe, section):
+    """On the trained weights: each of the family's caches, as a plan section installed by
+    apply_plan, changes the image a little (it skipped work) and leaves the model exactly as it
+    was: the uncompressed plan's image is the pipeline's own without a plan, bit for bit, and
+    every module's attributes are as before."""
+    import dataclasses
+
+    from evaluators.families import facts_of
+    from evaluators.runtime import model_ref
+
+    steps, seeds, labels = 6, [11], [4]
+    subject = DigitsFluxSubject("digits-flux", pipe)
+    model = pipe.transformer
+    full = facts_of(model).full_plan(model_ref(model, "digits-flux"), steps, 1.5)
+    before = {name: set(m.__dict__) for name, m in model.named_modules()}
+    reference = subject.generate_batch(full, seeds, labels)
+    plan = dataclasses.replace(full, **{section: _family_sections(steps)[section]})
+    cached = subject.generate_batch(plan, seeds, labels)
+    assert not torch.equal(cached, reference)  # some computation was reused
+    assert (cached - reference).abs().mean() < 0.15  # an approximation of the image, not noise
+    assert {name: set(m.__dict__) for name, m in model.named_modules()} == before
+    assert torch.equal(_sample(pipe, seeds, labels, steps=steps), reference)  # no plan at all
