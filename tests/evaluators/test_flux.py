@@ -163,6 +163,13 @@ def test_a_first_block_cache_plan_is_charged_what_executed(pipe):
     macs, images, per_call = subject.executed[plan.content_hash()]
     assert images == 1 and len(per_call) == 4 and sum(per_call) == macs
     assert 0 < macs < full_macs
+    from evaluators.executed import unit_macs
+
+    # the per-unit count is made once per process, not inside every timed generation
+    assert unit_macs(pipe.transformer, subject.geometry) is unit_macs(pipe.transformer,
+                                                                      subject.geometry)
+    subject.generate_batch(plan, [0], [3])
+    assert subject.executed[plan.content_hash()][0] == 2 * macs  # the same seed: the same calls
 
 
 def _family_sections(steps):
