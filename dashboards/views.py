@@ -84,6 +84,7 @@ def study_view(store: Store, name: str) -> dict[str, Any]:
             "evaluations_ok": statuses.count("ok"),
             "evaluations_failed": statuses.count("failed"),
         },
+        "rungs": [_plain(asdict(c)) for c in store.rung_correlations(name)],  # multi-fidelity
         "version": version,
     }
 

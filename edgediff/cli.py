@@ -282,6 +282,7 @@ def _add_store_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="study name (default: the model name, a hub id's '/' as '-'); "
                                    "the same name resumes")
     search_cli.add_method_option(p)
+    search_cli.add_rung_options(p)
     p.add_argument("--budget", type=_positive_int, default=10, help="evaluations per method")
     p.add_argument("--workers", type=_positive_int, default=1, help="evaluations in flight")
     p.add_argument("--time-limit", type=_positive_float, help="stop after this many seconds")

@@ -12,6 +12,7 @@ from edgediff.errors import CliError
 from edgediff.runtime_options import LATENCY_REPEATS
 from edgediff.study_cli import (
     POINT_RIGHT,
+    correlation_table,
     given_spec,
     point_headers,
     point_rows,
@@ -33,6 +34,37 @@ def add_method_option(parser: argparse.ArgumentParser) -> None:
     lines += [f"{BASELINE}: the model family's baseline", f"{BOTH}: {BASELINE} and optuna (default)"]
     parser.add_argument("--method", choices=[m.name for m in methods] + [BASELINE, BOTH],
                         default=BOTH, help="; ".join(lines))
+
+
+def add_rung_options(parser: argparse.ArgumentParser) -> None:
+    """`--rungs` and `--keep`: a multi-fidelity search (`search.rungs`)."""
+    parser.add_argument("--rungs", type=_rungs, default=(),
+                        help="multi-fidelity: image counts of the rungs, rising, the last = --images "
+                             "(e.g. 8,32,64): the first scores paired fidelity, the others the study's "
+                             "metric; only the best --keep share of a rung goes on")
+    parser.add_argument("--keep", type=_share, default=0.5,
+                        help="share of a rung's plans that go on to the next (0.5 or 1/3; default 1/2)")
+
+
+def _rungs(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of image counts: give e.g. "
+                                         "8,32,64") from None
+    return counts
+
+
+def _share(text: str) -> float:
+    top, _, bottom = text.partition("/")
+    try:
+        value = float(top) / float(bottom) if bottom else float(top)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a share: give e.g. 0.5 or 1/3") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: give a share between 0 and 1, "
+                                         "e.g. 0.5 or 1/3")
+    return value
 
 
 def _methods(choice: str) -> tuple[str, ...]:
@@ -98,6 +130,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         device=args.device, threads=args.threads, cache_dir=args.cache_dir,
         deltas=tuple(args.deltas) if args.deltas else None, greedy=greedy,
         objective=objective, gpus_per_worker=args.gpus_per_worker,
+        rungs=args.rungs, keep=args.keep,
     )
     progress = _Progress(not args.json)
     progress(f"search '{study_name}': {args.model}, {' + '.join(config.methods)}, budget "
@@ -115,10 +148,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     with Store.open(args.db, create=False) as store:
         point = store.best(study_name, fid_within=args.fid_within)
         export = store.export_plan(study_name, point, out, f"fid <= full model + {args.fid_within:g}")
+        correlations = store.rung_correlations(study_name) if config.rungs else []
     if args.json:
-        print(dumps({"result": result, "export": export, "point": point}))
+        print(dumps({"result": result, "export": export, "point": point,
+                     "rung_correlations": correlations}))
         return 0
     _print_result(result)
+    if correlations:
+        print("\nhow well each rung ranked the plans it promoted (Spearman's rho):")
+        print(correlation_table(correlations))
     print(f"best plan with FID within +{args.fid_within:g} of the full model: "
           f"{point.plan_hash[:12]} ({', '.join(point.methods)}) exported to {export.path}")
     return 0

@@ -248,10 +248,11 @@ def cmd_front(args: argparse.Namespace) -> int:
         full = store.full_model_point(args.study)
         points = store.points(args.study, method=args.method) if args.all else None
         store_cost = store.cost(args.study)
+        correlations = store.rung_correlations(args.study)
     if args.json:
         print(dumps({"study": args.study, "method": args.method, "objective": store_cost,
-                     "front": front,
-                     "full_model": full, **({"points": points} if points is not None else {})}))
+                     "front": front, "full_model": full, "rung_correlations": correlations,
+                     **({"points": points} if points is not None else {})}))
         return 0
     if not front:
         print(f"study '{args.study}' has no full evaluations yet"
@@ -270,7 +271,18 @@ def cmd_front(args: argparse.Namespace) -> int:
     if store_cost == "latency":
         what += "; the front minimises the measured latency (measured speedup), not MACs"
     print(what)
+    if correlations:
+        print("\nhow well each rung ranked the plans (Spearman's rho against later measurements):")
+        print(correlation_table(correlations))
     return 0
+
+
+def correlation_table(correlations: list[Any]) -> str:
+    """The rank-correlation table of a multi-fidelity study (`Store.rung_correlations`)."""
+    rows = [[c.stage, c.images, c.objective, f"{c.against} ({c.against_images})", c.plans,
+             number(c.rho, 3)] for c in correlations]
+    return table(["rung", "images", "metric", "against (images)", "plans", "Spearman rho"], rows,
+                 [False, True, False, False, True, True])
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from evaluators.defaults import DEFAULT_CACHE_DIR
 from evaluators.spec import EvalSpec
 from search.errors import SearchError
 from search.methods import BASELINE, baseline_for, search_method, search_methods
+from search.rungs import DEFAULT_KEEP, check_rungs
 from search.strategies.optuna_search import OPTUNA, SAMPLERS
 from storage import COSTS, LEASE_TTL_S, StoreError, check_study_name
 
@@ -43,6 +44,9 @@ class SearchConfig:
             many seconds without a heartbeat (`storage.lease`).
         objective: the cost minimised with the quality, "macs" (MACs per image) or "latency"
             (measured seconds per image, relative to the full model's); stored with the study.
+        rungs: image counts of a multi-fidelity search's rungs, rising, the last the spec's
+            `num_images` (`search.rungs`); () measures every plan in full.
+        keep: the share of a rung's plans that go on to the next (successive halving).
     """
 
     study: str
@@ -66,6 +70,8 @@ class SearchConfig:
     max_retries: int = 2
     lease_ttl_s: float = LEASE_TTL_S
     objective: str = "macs"
+    rungs: tuple[int, ...] = ()
+    keep: float = DEFAULT_KEEP
 
 
 def check_config(config: SearchConfig) -> None:
@@ -88,6 +94,7 @@ def check_config(config: SearchConfig) -> None:
         raise SearchError("--time-limit must be a positive number of seconds")
     if any(d < 0 for d in config.deltas or ()):
         raise SearchError("greedy thresholds (--deltas) must be >= 0")
+    check_rungs(config.rungs, config.keep, config.spec)
     try:
         check_study_name(config.study)
     except StoreError as err:

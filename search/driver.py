@@ -13,6 +13,8 @@ workers.
 4. Nothing is measured twice: a plan already evaluated under the study's measurement hash (by any
    study or method, or by a killed earlier run) is taken from the store, and a plan another strategy
    is measuring right now waits for that measurement.
+5. With rungs (`search.rungs`), a plan is measured on few images first and goes on to more only
+   while it ranks among the best of its rung (asynchronous successive halving).
 
 Stopping (Ctrl-C, `kill -9`, the wall-clock limit) loses nothing that finished: results are in
 the store as they arrive, Optuna's trials in its own tables of the same database; running the same
@@ -35,18 +37,17 @@ from search.errors import SearchError
 from search.evaluation import record_failure, samples_record, stored_evaluations, to_record
 from search.lease import StudyLease, check_free
 from search.methods import search_method
+from search.rungs import Ladder, RungSteps, rebuild
 from search.strategies import Proposal, ProposalOutcome, Strategy, StrategyContext
+from search.summary import MethodSummary, SearchResult, hypervolumes
 from search.tasks import Failure, Job, MeasuredPlan, ReferenceRun, remote_runner
 from storage import (
     FULL_METHOD,
-    Point,
     Store,
     StoreError,
     StudyInfo,
     check_same_study,
     find_existing_study,
-    normalized_hypervolume,
-    reference_point,
     resolve_url,
     study_cost,
 )
@@ -56,58 +57,17 @@ from storage.url import redact
 __all__ = ["MethodSummary", "SearchConfig", "SearchResult", "hypervolumes", "run_search"]
 
 
-@dataclass(frozen=True)
-class MethodSummary:
-    """One method's result: its candidates' front and the front's hypervolume."""
-
-    method: str
-    done: int
-    front: list[Point]
-    hypervolume: float
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """What a search (or this run of a resumed one) did."""
-
-    study: str
-    full: Point | None
-    methods: dict[str, MethodSummary]
-    reference_point: tuple[float, float] | None
-    measured: int
-    reused: int
-    failed: int
-    seconds: float
-    loop_seconds: float  # after the uncompressed model's run: the candidates' share of `seconds`
-    stopped: str  # "finished" or "time limit"
-    objective: str = "macs"  # the study's cost: "macs" or "latency"
-
-
 @dataclass
 class _Pending:
     kind: str  # "prepare" or "evaluate"
     proposal: Proposal
     strategy: Strategy
     plan_hash: str | None = None
+    rung: int = 0  # kind "rung": which lower rung
 
 
-def hypervolumes(store: Store, study: str | StudyInfo, done: dict[str, int]) -> tuple[
-        Point | None, tuple[float, float] | None, dict[str, MethodSummary]]:
-    """Each method's (the keys of `done`: method -> proposals finished) front and hypervolume
-    against one reference point (`storage.reference_point`: the full model's cost, MACs or
-    latency, and twice its FID), in units of the full model."""
-    full = store.full_model_point(study)
-    cost = store.cost(study)  # MACs, or the measured latency of an --objective latency study
-    out = {}
-    for method, finished in done.items():
-        front = store.front(study, method=method)
-        out[method] = MethodSummary(method, finished, front,
-                                    normalized_hypervolume(front, full, cost))
-    return full, reference_point(full, cost), out
-
-
-class _Search:
-    """One run of a search: the loop of `run_search`."""
+class _Search(RungSteps):
+    """One run of a search: the loop of `run_search` (the rungs' steps in `search.rungs`)."""
 
     def __init__(self, config: SearchConfig, url: str, report: Callable[[str], None]) -> None:
         self.config, self.url, self.report = config, url, report
@@ -118,6 +78,8 @@ class _Search:
         self.measured = self.reused = self.failed = 0
         self.started = time.monotonic()
         self._fronts: str | None = None
+        self.ladder = Ladder(config.rungs, config.keep) if config.rungs else None
+        self.climbing = {}
 
     # --- set-up ---------------------------------------------------------------------------------
     def measure_reference(self, existing: StudyInfo | None) -> None:
@@ -161,6 +123,8 @@ class _Search:
                            for name in self.methods]
         for strategy in self.strategies:
             self._share(strategy, strategy.known_plans())
+        if self.ladder is not None:  # a resumed search: the rungs measured before
+            rebuild(self.ladder, store, self.study, config.objective)
 
     def _share(self, source: Strategy, plans: list[Plan]) -> None:
         for other in self.strategies:
@@ -191,6 +155,8 @@ class _Search:
                     continue
                 self._dispatch(proposal, self.strategies[index])
             if not self.inflight:  # every strategy is exhausted (else the slots would be full)
+                if self.ladder is not None and self._stop_climbing():
+                    continue  # the plans no rung promoted were told: ask once more
                 return "finished"
             ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
             for ref in ready:
@@ -221,9 +187,20 @@ class _Search:
             self.followers[plan_hash].append((proposal, strategy))
             return
         self.followers[plan_hash] = []
-        job = Job("evaluate", plan=plan, **self.job)
+        if self.ladder is not None:  # the rungs first (search.rungs)
+            self.climbing[plan_hash] = (proposal, strategy, plan)
+            self._enter(plan_hash, 0)
+            return
+        self._send_full(proposal, strategy, plan)
+
+    def _send_full(self, proposal: Proposal, strategy: Strategy, plan: Plan) -> None:
+        self._submit(Job("evaluate", plan=plan, **self.job), "evaluate", proposal, strategy,
+                     plan.content_hash())
+
+    def _submit(self, job: Job, kind: str, proposal: Proposal, strategy: Strategy,
+                plan_hash: str | None = None, rung: int = 0) -> None:
         self.inflight[self.runner.remote(job, self.reference)] = _Pending(
-            "evaluate", proposal, strategy, plan_hash)
+            kind, proposal, strategy, plan_hash, rung)
 
     def _handle(self, ref: Any, pending: _Pending) -> None:
         proposal, strategy = pending.proposal, pending.strategy
@@ -239,6 +216,9 @@ class _Search:
             out = MeasuredPlan("ray", failure=Failure(
                 last_line(err), "full", self.config.spec.num_images, self.config.device,
                 datetime.now(timezone.utc)))
+        if pending.kind == "rung":
+            self._rung_measured(pending, out)
+            return
         if pending.kind == "prepare":
             proposal.plan = out.plan
             self._add_candidate(out.plan, proposal)
@@ -301,7 +281,7 @@ class _Search:
                              f"HV {summary.hypervolume:.3f}")
             self._fronts = " | ".join(parts)
         elapsed = _clock(time.monotonic() - self.started)
-        return f"{elapsed} | {self._fronts} | running {len(self.inflight)}"
+        return f"{elapsed} | {self._fronts}{self.rung_counts()} | running {len(self.inflight)}"
 
     def done(self) -> dict[str, int]:
         """Proposals finished per method (earlier runs of the same search included)."""

@@ -127,10 +127,10 @@ class Evaluation(Base):
 
     Identified by (model, spec_hash, plan_hash, stage) and shared by every study and candidate with
     that model, spec and plan, so an identical evaluation is never recomputed. Fields: `stage`
-    ("screen" or "full"), `status` ("ok" or "failed", with `error`), cost (`macs_per_image`,
-    `macs_per_generation`, `latency_per_image_s`), quality (`fid`, `mse`, `psnr`, `similarity`,
-    `class_accuracy`), `num_images`, `device`, `versions` (library versions), `started_at`,
-    `finished_at`, `seconds`, `worker`, and `extra` (anything else, as a JSON object).
+    ("screen", "full" or a lower rung "rung-<images>"), `status` ("ok" or "failed", with `error`),
+    cost (`macs_per_image`, `macs_per_generation`, `latency_per_image_s`), quality (`fid`, `mse`,
+    `psnr`, `similarity`, `class_accuracy`), `num_images`, `device`, `versions` (library versions),
+    `started_at`, `finished_at`, `seconds`, `worker`, and `extra` (anything else, as a JSON object).
     """
 
     __tablename__ = "edgediff_evaluations"

@@ -169,6 +169,13 @@ class StoreQueries:
             cost=cost,
         )
 
+    def rung_correlations(self, study: StudyRef) -> list[Any]:
+        """Spearman's rank correlation of each rung of a multi-fidelity search with its final
+        measurement and its confirmations (`storage.rungs.correlations`)."""
+        from storage.rungs import correlations
+
+        return correlations(self, study)
+
     def feasible(
         self,
         study: StudyRef,

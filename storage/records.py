@@ -9,6 +9,13 @@ from typing import Any
 from storage.models import utc_now
 
 STAGES = ("screen", "full")  # screen: a cheap first look; full: the measurement fronts are built on
+RUNG_PREFIX = "rung-"  # "rung-8": a multi-fidelity search's lower rung, on the spec's first 8 images
+
+
+def is_rung_stage(stage: str) -> bool:
+    """Whether `stage` names a lower rung ("rung-<images>", images a positive integer)."""
+    count = stage[len(RUNG_PREFIX):]
+    return stage.startswith(RUNG_PREFIX) and count.isdigit() and count[0] != "0" and len(stage) <= 20
 STATUSES = ("ok", "failed")
 
 
@@ -16,8 +23,9 @@ STATUSES = ("ok", "failed")
 class EvaluationRecord:
     """One measurement of a plan, to be recorded; keyed by (model, spec_hash, plan_hash, stage).
 
-    Fields: `model` (name), `spec_hash` (the evaluation spec's hash), `plan_hash`, `stage` ("screen"
-    or "full"), `status` ("ok" or "failed", with `error`), `num_images`, `device`; cost:
+    Fields: `model` (name), `spec_hash` (the evaluation spec's hash), `plan_hash`, `stage` ("screen",
+    "full", or a search's lower rung "rung-<images>"), `status` ("ok" or "failed", with `error`),
+    `num_images`, `device`; cost:
     `macs_per_image`, `macs_per_generation`, `latency_per_image_s`; quality: `fid`, `mse`, `psnr`,
     `similarity`, `class_accuracy` (None when not measured); `versions` (library versions),
     `started_at` / `finished_at` (timezone-aware), `seconds`, `worker`, `extra` (JSON object).
@@ -47,8 +55,9 @@ class EvaluationRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"evaluation stage {self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.stage not in STAGES and not is_rung_stage(self.stage):
+            raise ValueError(f"evaluation stage {self.stage!r} is not one of {', '.join(STAGES)} "
+                             f"or {RUNG_PREFIX}<images>")
         if self.status not in STATUSES:
             raise ValueError(f"evaluation status {self.status!r} is not one of {', '.join(STATUSES)}")
         for name in ("started_at", "finished_at"):
