@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench_tables import markdown_table
 
+from evaluators.plan import Plan
 from evaluators.spec import EvalSpec
 from search.driver import SearchConfig, run_search
 from search.greedy import DEFAULT_CALIBRATION_SEED
@@ -68,7 +69,17 @@ def _plan_row(store: Store, study, point, full) -> list:
     metrics = (info.extra.get("quality") or {}).get("metrics", {}) if info else {}
     return [f"{full.macs / point.macs:.2f}x", _interval(metrics.get("fid"), 2),
             _interval(metrics.get("fidelity"), 4), f"{point.psnr:.2f}" if point.psnr else "",
-            ",".join(point.methods), "; ".join(x for x in point.labels if x)]
+            ",".join(point.methods), "; ".join(x for x in point.labels if x),
+            _describe(store.plan_json(study.name, point.plan_hash))]
+
+
+def _describe(plan_json: str) -> str:
+    """A plan in a few words: its steps and each section's summary."""
+    plan = Plan.from_json(plan_json)
+    parts = [f"{plan.num_steps} steps"]
+    for section in plan.sections:
+        parts += [text for text in section.summary().values() if text]
+    return "; ".join(parts)
 
 
 def front_rows(db_url: str, study_name: str, seed: int, within: float) -> tuple[list, list]:
@@ -175,7 +186,7 @@ def main() -> int:
                  summary_rows))
     if args.fronts:
         plan_headers = ["MACs saving", "FID [95%]", "fidelity 1-SSIM [95%]", "PSNR", "methods",
-                        "label"]
+                        "label", "plan"]
         print("\neach seed's fronts (every method) and the baseline's plans\n")
         print(markdown_table(["model", "seed", "shown as"] + plan_headers, front_tables))
         print("\nthe baseline's plans against the best searched plan\n")

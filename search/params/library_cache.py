@@ -113,6 +113,7 @@ def library_defaults(num_steps: int) -> list[tuple[str, Any]]:
     for cls in (FirstBlockCache, TaylorSeerCache, FasterCache, PyramidAttentionBroadcast):
         default = cls.library_default(num_steps)
         out.append((f"{DEFAULT_LABEL}{cls.title}", default))
-        out += [(f"library sweep: {next(iter(s.summary().values()))}", s)
+        # "; " inside a label: a candidate's labels are a ", "-separated list (storage)
+        out += [(f"library sweep: {next(iter(s.summary().values())).replace(', ', '; ')}", s)
                 for s in cls.sweep(num_steps) if s != default]
     return out

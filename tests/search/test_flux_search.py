@@ -16,7 +16,7 @@ from search.driver import SearchConfig
 from search.params.library_cache import DEFAULT_LABEL, library_defaults
 from search.strategies import StrategyContext
 from search.strategies.library_default import LibraryDefaultStrategy
-from storage import FULL_METHOD, Store
+from storage import FULL_METHOD, Store, candidate_labels
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ def test_a_small_budget_takes_the_published_defaults_first(tmp_path: Path, budge
     listed = [label for label, _ in library_defaults(10)]
     defaults = [label for label in listed if label.startswith(DEFAULT_LABEL)]
     assert len(defaults) == 4 and len(listed) > 6
+    assert all(candidate_labels(label) == [label] for label in listed)  # one label each
     assert labels[:min(budget, 4)] == defaults[:budget]  # the four caches at diffusers' defaults
     assert len(labels) == min(budget, len(listed)) == len(set(labels)) == strategy.total
     assert set(labels) <= set(listed)
