@@ -104,11 +104,13 @@ class _Progress:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from evaluators.subjects import check_drivable
     from search.driver import SearchConfig, run_search
     from search.lease import check_free
     from storage import Store, find_existing_study
 
     preflight(args, remote_workers=args.address is not None)  # before Ray starts or the store opens
+    check_drivable(args.model)  # a family no subject drives (Qwen-Image, Wan): before Ray starts
     study_name = study_name_of(args)  # before any model is loaded or image generated
     out = Path(args.out or Path("edgediff-out") / f"{_slug(study_name)}-best.json")
     existing = find_existing_study(args.db, study_name)  # an unreachable store fails here

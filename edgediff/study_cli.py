@@ -124,10 +124,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from evaluators.evaluate import Evaluator
     from evaluators.plan import MEASURED_SCHEDULER, Plan
     from evaluators.runtime import check_plan_installs
+    from evaluators.runtime.fit import check_geometry
+    from evaluators.subjects import check_drivable
     from evaluators.zoo import resolve
     from search.evaluation import evaluate_candidate, open_study
 
     preflight(args)
+    check_drivable(args.model)  # a family no subject drives (Qwen-Image, Wan)
     plan = Plan.load(args.plan)
     if plan.sampling.scheduler != MEASURED_SCHEDULER:
         raise CliError(f"{args.plan} says scheduler {plan.sampling.scheduler}, but edgediff measures "
@@ -144,6 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     evaluator = Evaluator(args.model, spec, cache_dir=args.cache_dir, device=args.device,
                           progress=not args.json)
     check_plan_installs(evaluator.denoiser, plan)  # every range, before the store is written
+    check_geometry(plan, evaluator.full_plan)  # a plan measured at another size
     evaluator.subject.conditions(spec, 1)  # a text-to-image model needs prompts
     if existing is None and not args.json:
         print(f"new study '{study_name}': evaluating the uncompressed model first "

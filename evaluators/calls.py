@@ -66,6 +66,33 @@ def image_tokens(model: torch.nn.Module, geometry: Geometry) -> int:
     raise ValueError(f"{cls} has no image-token count here")
 
 
+def latent_tokens(model: torch.nn.Module, geometry: Geometry) -> int:
+    """Positions per sample of the denoiser's input at `geometry` (`input_tokens` of its call):
+    image tokens of a transformer, latent pixels of a U-Net."""
+    cls = type(model).__name__
+    if cls in ("FluxTransformer2DModel", "QwenImageTransformer2DModel", "SD3Transformer2DModel",
+               "WanTransformer3DModel"):
+        return image_tokens(model, geometry)
+    h, w = geometry.latent
+    p = getattr(model.config, "patch_size", None) or 1
+    return (h // p) * (w // p) if isinstance(p, int) else h * w
+
+
+def input_tokens(model: torch.nn.Module, sample: torch.Tensor) -> int | None:
+    """Positions per sample of one call's main input (`hidden_states` / `sample`): the tokens of
+    a packed (B, N, C) sequence, or the patches of a (B, C, H, W) / (B, C, F, H, W) latent."""
+    p = getattr(model.config, "patch_size", None) or 1
+    if sample.ndim == 3:
+        return int(sample.shape[1])
+    if sample.ndim == 4:
+        p = p if isinstance(p, int) else 1
+        return (sample.shape[2] // p) * (sample.shape[3] // p)
+    if sample.ndim == 5:
+        pt, ph, pw = p if isinstance(p, (tuple, list)) else (1, p, p)
+        return (sample.shape[2] // pt) * (sample.shape[3] // ph) * (sample.shape[4] // pw)
+    return None
+
+
 def _flux(model: Any, batch: int, g: Geometry, t: float, device: Any) -> dict[str, Any]:
     cfg = model.config
     h, w = g.latent

@@ -48,6 +48,7 @@ from evaluators.plan import Plan
 from evaluators.quality import INCEPTION_FEATURES, FIDScorer, fidelity, load_image_folder
 from evaluators.results import Measurement, Reference
 from evaluators.runtime import check_plan_fits, model_ref
+from evaluators.runtime.fit import check_geometry, geometry_note
 from evaluators.scoring import quality_meter
 from evaluators.settings import configure_subject
 from evaluators.spec import DIGITS_REFERENCE, EvalSpec
@@ -100,6 +101,11 @@ class Evaluator:
         self._macs: dict[str, tuple[int, dict[str, Any]]] = {}
         self.full_plan = facts_of(self.denoiser).full_plan(
             model_ref(self.denoiser, model), spec.num_inference_steps, spec.guidance_scale)
+        geometry = getattr(self.subject, "geometry", None)
+        if geometry is not None:  # what plans are measured at, checked when applied (notes:
+            # outside the content hash, so no plan's hash changes)
+            self.full_plan = replace(self.full_plan, notes={
+                "geometry": geometry_note(self.denoiser, geometry)})
         self.spec_hash = measurement_hash(model, spec, self.full_plan.model.fingerprint,
                                           self.denoiser, feature=feature,
                                           reference_images=reference_images)
@@ -228,6 +234,7 @@ class Evaluator:
     def _measure(self, plan: Plan, stage: str, screened: _Run | None = None) -> _Run:
         """Generate the stage's images (after those already `screened`) and measure them."""
         check_plan_fits(self.denoiser, plan)
+        check_geometry(plan, self.full_plan)
         count = self.spec.stage_images(stage)
         ref = self.reference()
         if plan.content_hash() == self.full_plan.content_hash():

@@ -42,8 +42,8 @@ from evaluators.techniques.sampling import MAX_GUIDANCE, MAX_STEPS, Sampling, Sp
 
 __all__ = ["ATTENTION_METHODS", "FULL_METHODS", "MAX_GUIDANCE", "MAX_STEPS", "PLAN_FORMAT", "PLAN_VERSION",
            "SHARES_CFG", "WINDOW_METHODS", "AttentionPlan", "CacheSchedule", "DeepCache", "DepthSkip",
-           "ModelRef", "Plan", "PlanError", "Sampling", "Spacing", "config_fingerprint", "full_plan",
-           "output_needed", "power_law_steps", "residual_needed"]
+           "ModelRef", "Plan", "PlanError", "Sampling", "Spacing", "config_fingerprint", "fit_notes",
+           "full_plan", "output_needed", "power_law_steps", "residual_needed"]
 
 PLAN_FORMAT = "edgediff-plan"
 PLAN_VERSION = 1
@@ -201,6 +201,15 @@ class Plan:
     def from_dict(cls, data: Any) -> Plan:
         """Validate a parsed JSON document and build the plan."""
         return _parse_plan(data)
+
+
+FIT_NOTES = ("geometry",)  # notes the runtime checks (`evaluators.runtime.fit`)
+
+
+def fit_notes(plan: Plan) -> dict[str, Any]:
+    """The notes of `plan` that plans derived from it keep: what it was measured at
+    (`geometry`), which `apply_plan` checks. Notes are outside the content hash."""
+    return {k: plan.notes[k] for k in FIT_NOTES if k in plan.notes}
 
 
 def full_plan(model_ref: ModelRef, num_inference_steps: int, guidance_scale: float,

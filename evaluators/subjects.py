@@ -216,7 +216,7 @@ def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
     """A registry name, local folder or hub id to a subject that can generate images."""
     from evaluators.zoo import SHIPPED, load_model, load_scheduler
 
-    entry = resolve(name)
+    entry = check_drivable(name)
     if entry.model_class and entry.kind == "classifier":
         raise ModelLoadError(f"'{name}' is a classifier, not a generator: evaluate one of the "
                              "generators ('edgediff models' lists them)")
@@ -246,6 +246,25 @@ def load_subject(name: str, device: str | torch.device = "cpu") -> Subject:
             "the model hub, download the repository where it can and pass the local folder"
         ) from err
     return PipelineSubject(name, pipeline.to(device))
+
+
+# Deployed families whose pipelines apply_plan runs but no subject drives yet, and why.
+UNDRIVEN = {"QwenImageTransformer2DModel": "its pipeline needs the prompt masks of a Qwen2.5-VL "
+                                           "encoder",
+            "WanTransformer3DModel": "a video model: its pipeline returns frames, which the image "
+                                     "metrics do not score"}
+
+
+def check_drivable(name: str) -> Any:
+    """The model's registry entry; ModelLoadError, in one line, for a family whose pipeline no
+    subject drives (before a search starts its workers or an evaluation loads weights)."""
+    entry = resolve(name)
+    if entry.model_class in UNDRIVEN:
+        raise ModelLoadError(
+            f"'{name}' is a {entry.model_class} ({UNDRIVEN[entry.model_class]}): edgediff "
+            "evaluates and searches FLUX, SD3 and SDXL pipelines and the shipped models, not this "
+            "one yet; apply plans to its pipeline with evaluators.runtime.apply_plan")
+    return entry
 
 
 def _is_digits_flux(source: str) -> bool:

@@ -22,7 +22,9 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
     Transformers: `attention` (a DiTFastAttn method) for every self-attention layer at steps
     >= `from_step` (step 0 is always full), window `window` on both sides for `wars`.
     U-Nets: DeepCache at `deepcache_branch` with a uniform `interval`, and/or depth-skip of
-    `drop_levels` levels. `gamma` places the timesteps as (i/N)^gamma instead of uniformly.
+    `drop_levels` levels. Families that run diffusers' caches (FLUX, SD3, Qwen-Image, Wan) get
+    the uncompressed plan (add a cache section by hand, docs/PLANS.md); `attention` is refused.
+    `gamma` places the timesteps as (i/N)^gamma instead of uniformly.
     The plan is validated like a loaded file and checked against the model.
     """
     ref = model_ref(model, name)
@@ -33,7 +35,17 @@ def uniform_plan(name: str, model: torch.nn.Module, *, steps: int, guidance_scal
     if gamma is not None:
         data["sampling"].update(spacing="gamma", gamma=gamma)
     facts = facts_of(model)
-    if facts.denoiser == "transformer":
+    family = facts.family
+    if "attention" in family.refused or (
+            facts.denoiser == "transformer" and "attention" not in family.techniques):
+        if attention is not None or window is not None:  # e.g. FLUX, SD3: diffusers' caches
+            data["attention"] = {"methods": [["full"] * steps]}  # refused below, in one line
+            family.check_sections(Plan.from_dict(data), type(model).__name__)
+        if deepcache_branch is not None or drop_levels is not None:
+            raise PlanError(f"DeepCache and depth-skip are U-Net techniques; '{name}' is a "
+                            f"transformer of the {family.name} family: write its plan without "
+                            f"them and add one of {', '.join(family.techniques)}")
+    elif facts.denoiser == "transformer":
         if deepcache_branch is not None or drop_levels is not None:
             raise PlanError(f"DeepCache and depth-skip are U-Net techniques; '{name}' is a "
                             "transformer: use --attention")

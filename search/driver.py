@@ -304,7 +304,10 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
     """
     import ray
 
+    from evaluators.subjects import check_drivable
+
     check_config(config)
+    check_drivable(config.model)  # a family no subject drives (Qwen-Image, Wan), before Ray starts
     report = report or (lambda line: None)
     url = resolve_url(config.db_url)
     existing = find_existing_study(url, config.study)  # an unreachable store fails here

@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluators.families import FAMILIES, facts_of
-from evaluators.plan import SHARES_CFG, WINDOW_METHODS, AttentionPlan, Plan, PlanError
+from evaluators.plan import SHARES_CFG, WINDOW_METHODS, AttentionPlan, Plan, PlanError, fit_notes
 from evaluators.quality import ditfastattn_loss
 from evaluators.runtime.attention import AttentionRuntime, attention_runtime
 from evaluators.subjects import Condition, Subject
@@ -101,8 +101,8 @@ def greedy_plan(subject: Subject, base: Plan, delta: float, *,
     uses_window = any(m in WINDOW_METHODS for row in methods for m in row)
     # Without wars the window does nothing: keep the default so equal plans hash equal.
     attention = AttentionPlan(methods, window, window) if uses_window else AttentionPlan(methods)
-    notes = {"search": "greedy", "delta": delta, "n_calib": n_calib, "seed": seed, "window": window,
-             "thresholds": "(l+1)/L*delta"}
+    notes = {**fit_notes(base), "search": "greedy", "delta": delta, "n_calib": n_calib,
+             "seed": seed, "window": window, "thresholds": "(l+1)/L*delta"}
     return replace(base, attention=attention, notes=notes)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import optuna
 
-from evaluators.plan import Plan
+from evaluators.plan import Plan, fit_notes
 from search.params import GROUPS, ParamGroup, nearest
 from search.params.attention import (  # noqa: F401  (the space's vocabulary, re-exported)
     SEGMENTS,
@@ -130,7 +130,8 @@ class SearchSpace:
         """Draw every parameter with `trial.suggest_categorical` and build the plan."""
         params = {name: trial.suggest_categorical(name, list(options))
                   for name, options in self.choices().items()}
-        return replace(self.build(params), notes={"search": "optuna", "params": params})
+        return replace(self.build(params),
+                       notes={**fit_notes(self.base), "search": "optuna", "params": params})
 
     def size(self) -> int:
         """Number of points (the product of the choice counts; plans can coincide)."""

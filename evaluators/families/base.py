@@ -101,6 +101,8 @@ class Family:
             draw them (`search/params/<name>.py`: a plan section, or `spacing`).
         method_family: which search methods apply, where not the denoiser kind's
             (`library-cache` for the families that run diffusers' caches).
+        refused: plan sections refused on this family with the reason (said in the one-line
+            refusal instead of the generic "does not apply").
     """
 
     name: str
@@ -111,6 +113,7 @@ class Family:
     cfg_order: CfgOrder = "cond-first"
     search: tuple[str, ...] = ()
     method_family: str | None = None
+    refused: Mapping[str, str] = field(default_factory=dict)
 
     def read(self, model: torch.nn.Module) -> ModelFacts:
         """The facts of a loaded (or meta) model; PlanError for a structure plans cannot handle."""
@@ -136,6 +139,11 @@ class Family:
         """Raise PlanError unless every section of `plan` applies here and the required ones are
         present."""
         for name in plan.section_names:
+            if name in self.refused:
+                raise PlanError(
+                    f"plan.{name}: {SECTIONS[name].title} is not supported on {model_class} (the "
+                    f"{self.name} family: {self.refused[name]}); use the caches "
+                    f"({', '.join(self.techniques)}) instead")
             if name not in self.techniques:
                 raise PlanError(
                     f"plan.{name}: {SECTIONS[name].title} does not apply to {model_class} "

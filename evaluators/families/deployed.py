@@ -24,6 +24,12 @@ CACHES = ("first_block_cache", "taylorseer_cache", "mag_cache", "faster_cache",
           "pyramid_attention_broadcast")
 SEARCH = ("library_cache",)  # search/params/library_cache.py: one cache and its knobs
 BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks", "blocks")
+# DiTFastAttn (the `attention` section) is refused, not approximated: its processor and window
+# attention are written for one image-token sequence, and MMDiT / FLUX blocks attend text and
+# image tokens jointly (a faithful port keeps the text rows and columns always attended: the
+# arrow-shaped mask of DiTFastAttnV2), Wan's self-attention runs over frames x tokens.
+REFUSED = {"attention": "DiTFastAttn's window attention is built for one image-token sequence, "
+                        "not a joint text+image attention"}
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,15 @@ class DeployedTransformer(Family):
 
 FLUX = register_family(DeployedTransformer(
     "flux", ("FluxTransformer2DModel",), "transformer", CACHES, {}, "cond-first", SEARCH,
-    cfg="distilled", timestep_scale=1000.0, default_geometry=(1024, 1024, 1, 512)))
+    cfg="distilled", timestep_scale=1000.0, default_geometry=(1024, 1024, 1, 512),
+    refused=REFUSED))
 SD3 = register_family(DeployedTransformer(
     "sd3", ("SD3Transformer2DModel",), "transformer", CACHES[1:], {}, "uncond-first", SEARCH,
-    cfg="batched", default_geometry=(1024, 1024, 1, 333)))
+    cfg="batched", default_geometry=(1024, 1024, 1, 333), refused=REFUSED))
 QWEN_IMAGE = register_family(DeployedTransformer(
     "qwen-image", ("QwenImageTransformer2DModel",), "transformer", CACHES, {}, "cond-first",
-    SEARCH, cfg="separate", timestep_scale=1000.0, default_geometry=(1328, 1328, 1, 128)))
+    SEARCH, cfg="separate", timestep_scale=1000.0, default_geometry=(1328, 1328, 1, 128),
+    refused=REFUSED))
 WAN = register_family(DeployedTransformer(
     "wan", ("WanTransformer3DModel",), "transformer", CACHES, {}, "cond-first", SEARCH,
-    cfg="separate", default_geometry=(480, 832, 81, 512)))
+    cfg="separate", default_geometry=(480, 832, 81, 512), refused=REFUSED))

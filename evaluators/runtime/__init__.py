@@ -8,7 +8,9 @@ or `applied = apply_plan(model, plan)` ... `applied.remove()`. The model's famil
 (`evaluators/families/`) says which plan sections apply to it; every section the plan holds is
 installed by its technique's installer (`evaluators/techniques/`, named by the section's class), in
 plan-file order. A step clock on the denoiser's forward tells every technique which step is running
-and clears their caches when a new generation starts.
+and clears their caches when a new generation starts; at the first call of each generation
+`runtime.fit` checks that the generation fits the plan (steps, scheduler order, CFG halves under
+`asc`, the recorded resolution) and refuses in one line what does not.
 
 torch.compile: apply the plan, then compile the denoiser (the hooks are traced with it, without a
 graph break; under compile the clock counts calls, so each generation must run the plan's steps);
@@ -25,6 +27,7 @@ import torch
 from evaluators.families import ModelFacts, facts_of, family_of
 from evaluators.plan import ModelRef, Plan, PlanError, config_fingerprint
 from evaluators.runtime.clock import RunState, StepClockHook
+from evaluators.runtime.fit import FitCheck
 from evaluators.runtime.hooks import Installation
 from evaluators.runtime.timesteps import plan_scheduler
 
@@ -91,7 +94,7 @@ class AppliedPlan:
         self.runtimes: dict[str, Any] = {}
         try:
             self._install_sections()
-            clock = StepClockHook(self.state, model.forward)
+            clock = StepClockHook(self.state, model.forward, FitCheck(target, model, plan))
             self._installation.add_hook(model, clock, CLOCK_HOOK)
             if target is not model and hasattr(target, "scheduler"):
                 self._swap_scheduler(target)

@@ -5,7 +5,14 @@ the timestep: the first call, or a timestep that does not fall below the previou
 generation (every technique's cache is cleared); otherwise the step advances by one. Where the
 timestep cannot be read (tensors on the `meta` device), calls are counted and wrap after the
 plan's last step. One forward per step is assumed, as with DDIM, DDPM, DPM-Solver and the
-pipelines edgediff supports (CFG halves travel in one batch).
+pipelines edgediff supports (CFG halves travel in one batch, or one call per half at the same
+timestep where the family says so).
+
+A plan fits a generation of exactly its steps: a new generation that starts before the previous
+one reached the plan's last step (the pipeline ran fewer steps than the plan holds), and a second
+call at the same timestep (a second-order scheduler such as Heun's) are refused in one line
+instead of running the plan's steps out of place. Checks that need the call's inputs run at the
+first call of each generation (`StepClockHook(on_start=...)`, `evaluators.runtime.fit`).
 """
 
 from __future__ import annotations
@@ -59,6 +66,12 @@ class RunState:
         for fn in self._on_reset:
             fn()
 
+    def abandon(self) -> None:
+        """Give up the current generation (it failed, or was refused): the next call is step 0
+        of a new one, with no check that this one was complete."""
+        self.step = -1
+        self._last_timestep = None
+
     def set_step(self, step: int) -> None:
         """Move to `step` explicitly (for drivers that run steps themselves)."""
         if not 0 <= step < self.num_steps:
@@ -67,16 +80,18 @@ class RunState:
         for fn in self._on_step:
             fn(step)
 
-    def tick(self, timestep: float | None) -> None:
-        """Called before every denoiser forward."""
+    def tick(self, timestep: float | None) -> bool:
+        """Called before every denoiser forward; returns whether a new generation started."""
         if self.manual or self.frozen:
-            return
+            return False
         last = self._last_timestep
         if self.same_step_repeats and self.step >= 0 and timestep is not None \
                 and timestep == last:
-            return  # the other CFG half of this step (Qwen-Image, Wan: one call per half)
+            return False  # the other CFG half of this step (Qwen-Image, Wan: one call per half)
         new_generation = self.step < 0 or (
             timestep is not None and last is not None and timestep >= last)
+        if new_generation and self.step >= 0 and self.step + 1 < self.num_steps:
+            self._refuse_short(timestep, last)
         if not new_generation and self.step + 1 >= self.num_steps:
             if timestep is not None:
                 raise PlanError(
@@ -88,6 +103,21 @@ class RunState:
             self.generations += 1
         self._last_timestep = timestep
         self.set_step(0 if new_generation else self.step + 1)
+        return new_generation
+
+    def _refuse_short(self, timestep: float | None, last: float | None) -> None:
+        """A generation ended (or repeated a timestep) before the plan's last step."""
+        done, n = self.step + 1, self.num_steps
+        self.abandon()
+        if timestep is not None and timestep == last:
+            raise PlanError(
+                f"the denoiser was called twice at timestep {timestep:g} in step {done} of the "
+                f"plan's {n}: a second-order scheduler (Heun's) makes two calls per step and "
+                "plans hold one; sample with a first-order scheduler (Euler, DDIM, DPM-Solver++)")
+        raise PlanError(
+            f"a generation ran {done} of the plan's {n} steps before the next one started: plans "
+            f"fit generations of exactly their steps; call the pipeline with "
+            f"num_inference_steps={n} or search a plan at {done} steps")
 
 
 def _timestep_value(value: Any) -> float | None:
@@ -105,9 +135,12 @@ def _timestep_value(value: Any) -> float | None:
 class StepClockHook(ModelHook):
     """Advances a RunState from the `timestep` argument of the denoiser's forward."""
 
-    def __init__(self, state: RunState, forward: Callable[..., Any]) -> None:
+    def __init__(self, state: RunState, forward: Callable[..., Any],
+                 on_start: Callable[[tuple[Any, ...], dict[str, Any]], None] | None = None) -> None:
         super().__init__()
         self.state = state
+        self.on_start = on_start  # checks of a generation's first call (`runtime.fit`)
+        self._in_call = False
         names = list(inspect.signature(forward).parameters)
         self._position = names.index("timestep") if "timestep" in names else None
 
@@ -115,5 +148,18 @@ class StepClockHook(ModelHook):
         value = kwargs.get("timestep")
         if value is None and self._position is not None and len(args) > self._position:
             value = args[self._position]
-        self.state.tick(_timestep_value(value))
+        if self._in_call:  # the previous call raised before returning: that generation is over
+            self.state.abandon()
+        started = self.state.tick(_timestep_value(value))
+        if started and self.on_start is not None and not torch.compiler.is_compiling():
+            try:
+                self.on_start(args, kwargs)
+            except BaseException:
+                self.state.abandon()
+                raise
+        self._in_call = True
         return args, kwargs
+
+    def post_forward(self, module: torch.nn.Module, output: Any) -> Any:
+        self._in_call = False
+        return output

@@ -1,10 +1,10 @@
 """Tiny random-weight pipelines of the deployed families, saved as ordinary diffusers folders.
 
-The real pipeline classes (FluxPipeline, StableDiffusionXLPipeline) with the tiny denoisers of
-`evaluators.zoo.deployed.TINY`, a two-level VAE (latents at half the image size) and no text
-encoders: their prompts are stored as embeddings beside the pipeline (`prompt_embeds.safetensors`,
-see `evaluators.prompt_embeds`). For offline tests and demos: `DiffusionPipeline.from_pretrained`
-on the folder loads them like any pipeline.
+The real pipeline classes (FluxPipeline, StableDiffusion3Pipeline, StableDiffusionXLPipeline)
+with the tiny denoisers of `evaluators.zoo.deployed.TINY`, a two-level VAE (latents at half the
+image size) and no text encoders: their prompts are stored as embeddings beside the pipeline
+(`prompt_embeds.safetensors`, see `evaluators.prompt_embeds`). For offline tests and demos:
+`DiffusionPipeline.from_pretrained` on the folder loads them like any pipeline.
 """
 
 from __future__ import annotations
@@ -66,11 +66,33 @@ def tiny_sdxl_pipeline(seed: int = 0) -> Any:
                                      scheduler=EulerDiscreteScheduler())
 
 
+def tiny_sd3_pipeline(seed: int = 0) -> Any:
+    """A StableDiffusion3Pipeline with a tiny SD3Transformer2DModel and no encoders."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+
+    transformer = build_tiny("SD3Transformer2DModel", seed)
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_vae(seed, shift_factor=0.0), text_encoder=None, tokenizer=None,
+        text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None)
+
+
+def save_tiny_transformer(model_class: str, folder: str | Path, seed: int = 0) -> Path:
+    """Write the tiny denoiser of a deployed family alone (a model folder, no pipeline)."""
+    build_tiny(model_class, seed).save_pretrained(folder)
+    return Path(folder)
+
+
 def save_tiny_pipeline(kind: str, folder: str | Path, prompts: Sequence[str],
                        seed: int = 0) -> Path:
-    """Write a tiny `flux` or `sdxl` pipeline and its prompts' embeddings to `folder`."""
+    """Write a tiny `flux`, `sd3` or `sdxl` pipeline and its prompts' embeddings to `folder`."""
     folder = Path(folder)
-    if kind == "flux":
+    if kind == "sd3":
+        pipe = tiny_sd3_pipeline(seed)
+        cfg = TINY["SD3Transformer2DModel"]
+        embeds = _embeddings(prompts, 6, cfg["joint_attention_dim"],
+                             cfg["pooled_projection_dim"], seed + 1)
+    elif kind == "flux":
         pipe = tiny_flux_pipeline(seed)
         cfg = TINY["FluxTransformer2DModel"]
         embeds = _embeddings(prompts, 6, cfg["joint_attention_dim"],
@@ -81,7 +103,7 @@ def save_tiny_pipeline(kind: str, folder: str | Path, prompts: Sequence[str],
         pooled = cfg["projection_class_embeddings_input_dim"] - 6 * cfg["addition_time_embed_dim"]
         embeds = _embeddings(prompts, 6, cfg["cross_attention_dim"], pooled, seed + 1)
     else:
-        raise ValueError(f"unknown tiny pipeline '{kind}': use flux or sdxl")
+        raise ValueError(f"unknown tiny pipeline '{kind}': use flux, sd3 or sdxl")
     pipe.save_pretrained(folder)
     embeds.size = (TINY_IMAGE, TINY_IMAGE)
     embeds.save(folder)

@@ -25,7 +25,7 @@ def tiny(kind: str) -> torch.nn.Module:
 
 def inputs(kind: str) -> dict:
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 4, 8, 8, generator=g)
+    x = torch.randn(1, 4, 8, 8, generator=g).expand(2, -1, -1, -1)  # CFG: the halves share latents
     t = torch.tensor([500, 500])
     if kind == "dit":  # DiTPipeline: (cond, uncond = null class)
         return dict(hidden_states=x, timestep=t, class_labels=torch.tensor([3, 10]))
