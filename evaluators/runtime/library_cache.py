@@ -87,6 +87,7 @@ class CacheContextHook(ModelHook):
         super().__init__()
         self.managers, self.tracker, self.state = managers, tracker, state
         self._owned = False
+        self.after: Any = None  # called after every denoiser call (MagCache's calibration)
 
     def pre_forward(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         t = kwargs.get("timestep")
@@ -103,6 +104,8 @@ class CacheContextHook(ModelHook):
         return args, kwargs
 
     def post_forward(self, module: torch.nn.Module, output: Any) -> Any:
+        if self.after is not None:
+            self.after()
         if self._owned:
             for manager in self.managers:
                 manager.set_context(None)

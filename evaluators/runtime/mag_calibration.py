@@ -10,20 +10,32 @@ and the scheduler: a plan with other steps needs a new calibration.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
-from evaluators.plan import PlanError
+from evaluators.plan import Plan, PlanError
 from evaluators.runtime.clock import RunState
 from evaluators.runtime.hooks import Installation
 from evaluators.runtime.library_cache import LibraryCache, TimestepTracker, library_config
 
 
+def calibrate_subject(subject: Any, plan: Plan, seeds: Sequence[int],
+                      conditions: Sequence[Any]) -> tuple[float, ...]:
+    """The ratios of a subject's denoiser at `plan`'s step count: one generation of these seeds
+    and conditions with `plan` (the uncompressed plan) applied, under MagCache calibration."""
+    return calibrate_mag_ratios(subject.denoiser,
+                                lambda: subject.generate_batch(plan, seeds, conditions),
+                                plan.num_steps, clock=False)
+
+
 def calibrate_mag_ratios(model: torch.nn.Module, generate: Callable[[], object],
-                         num_steps: int) -> tuple[float, ...]:
+                         num_steps: int, clock: bool = True) -> tuple[float, ...]:
     """Run `generate()` (one generation of `num_steps` denoiser steps on `model`) under
-    diffusers' MagCache calibration and return its ratio for each step (step 0: 1.0)."""
+    diffusers' MagCache calibration and return its ratio for each step (step 0: 1.0).
+    `clock=False` where `generate` applies a plan itself (its step clock is the one that runs;
+    MagCache counts its steps on its own)."""
     from evaluators.runtime.clock import StepClockHook
     from evaluators.techniques._library import CACHE_FAMILIES
 
@@ -35,12 +47,15 @@ def calibrate_mag_ratios(model: torch.nn.Module, generate: Callable[[], object],
     state = RunState(num_steps)
     installation = Installation()
     cache = LibraryCache(model, "mag_cache", config, state, TimestepTracker(1.0))
+    seen: list[float] = []  # kept after every call: a pipeline resets the hooks when it ends
+    cache.hook.after = lambda: seen.__setitem__(slice(None), _recorded(cache))
     installation.add_undo(cache.remove)
-    installation.add_hook(model, StepClockHook(state, model.forward), "edgediff.clock")
+    if clock:
+        installation.add_hook(model, StepClockHook(state, model.forward), "edgediff.clock")
     try:
         with torch.no_grad():
             generate()
-        ratios = _recorded(cache)
+        ratios = _recorded(cache) or seen
     finally:
         installation.remove()
     if len(ratios) != num_steps:

@@ -64,7 +64,7 @@ class LibraryCacheParams(ParamGroup):
     section = "library_cache"
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        return {"cache": CACHES, **CHOICES}
+        return {"cache": caches_for(self.base.model.model_class), **CHOICES}
 
     def build(self, params: Mapping[str, Any], body: dict[str, Any], steps: int) -> None:
         section = section_of(params, steps)
@@ -104,13 +104,23 @@ class LibraryCacheParams(ParamGroup):
 
 
 DEFAULT_LABEL = "library default: "  # the label of a cache at diffusers' shipped defaults
+_SECTIONS = (FirstBlockCache, TaylorSeerCache, FasterCache, PyramidAttentionBroadcast)
 
 
-def library_defaults(num_steps: int) -> list[tuple[str, Any]]:
+def caches_for(model_class: str | None) -> tuple[str, ...]:
+    """The `cache` choices that run on `model_class` (SD3: no FirstBlockCache); all for None."""
+    return ("none", *(c.section for c in _SECTIONS
+                      if model_class is None or model_class in c.families))
+
+
+def library_defaults(num_steps: int, model_class: str | None = None) -> list[tuple[str, Any]]:
     """(label, section) of diffusers' shipped defaults and the small sweeps the READMEs show:
-    the "library default" baseline a search is compared with."""
+    the "library default" baseline a search is compared with (the caches that run on
+    `model_class`, or all)."""
     out: list[tuple[str, Any]] = []
-    for cls in (FirstBlockCache, TaylorSeerCache, FasterCache, PyramidAttentionBroadcast):
+    for cls in _SECTIONS:
+        if model_class is not None and model_class not in cls.families:
+            continue
         default = cls.library_default(num_steps)
         out.append((f"{DEFAULT_LABEL}{cls.title}", default))
         # "; " inside a label: a candidate's labels are a ", "-separated list (storage)

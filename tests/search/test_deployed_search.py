@@ -46,3 +46,23 @@ def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: 
         points = {p.plan_hash: p for p in store.points(config.study)}
         assert points[fbc.plan_hash].macs < full.macs  # what executed: blocks were skipped
         assert store.candidates(config.study, method=FULL_METHOD)
+
+
+def test_tiny_sdxl_search_puts_the_deepcache_grid_beside_searched_plans(tmp_path: Path,
+                                                                        ray_local) -> None:
+    folder = save_tiny_pipeline("sdxl", tmp_path / "tiny-sdxl", PROMPTS)
+    spec = EvalSpec(num_images=2, num_inference_steps=4, batch_size=2, guidance_scale=3.0,
+                    prompts=PROMPTS[:2], feature="digits", quality="fidelity")
+    config = SearchConfig(study="tiny-sdxl", model=str(folder), spec=spec, budget=2, workers=1,
+                          db_url=f"sqlite:///{tmp_path / 'store.db'}",
+                          cache_dir=str(tmp_path / "cache"), threads=1)
+    result = run_search(config)
+    assert result.stopped == "finished"
+    with Store.open(config.db_url) as store:
+        full = store.full_model_point(config.study)
+        grid = store.candidates(config.study, method="deepcache-grid")
+        assert len(grid) == 2 and store.candidates(config.study, method="optuna")
+        points = {p.plan_hash: p for p in store.points(config.study)}
+        cached = [points[c.plan_hash] for c in grid if c.plan_hash in points]
+        assert cached and all(p.macs < full.macs for p in cached)  # DeepCache skips the deep U-Net
+        assert all(Plan.from_json(c.plan_json).section("deepcache") for c in grid)
