@@ -23,6 +23,9 @@ _OTHER_COLOURS = [c for c in qualitative.D3 if c not in _RANK_COLOURS]
 _TECHNIQUE_COLOURS = {
     "full": "#4c4c4c", "full+asc": "#8c6d31", "asc": "#bd9e39", "wars": "#3182bd",
     "wars+asc": "#6baed6", "ast": "#31a354", "partial": "#9ecae1",
+    # diffusers' caches (the block x step map)
+    "compute": "#4c4c4c", "cached": "#31a354", "forecast": "#74c476", "broadcast": "#3182bd",
+    "run-time": "#fdae6b",
 }
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=40), height=460,
                legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
@@ -109,14 +112,21 @@ def hypervolume_figure(view: dict[str, Any]) -> go.Figure:
 
 
 def technique_figure(plan: dict[str, Any]) -> go.Figure:
-    """The plan's technique per (layer, step) as a heatmap, or its DeepCache schedule as a
-    one-row timeline."""
+    """The plan's technique per (layer, step) as a heatmap, a cache's block x step map, or its
+    DeepCache schedule as a one-row timeline."""
     techniques = plan["techniques"]
     if techniques["kind"] == "attention":
         rows = techniques["methods"]
         title = (f"DiTFastAttn methods per self-attention layer and step "
                  f"({techniques['layers']} layers × {techniques['steps']} steps)")
         y_title, y = "layer", list(range(len(rows)))
+    elif techniques["kind"] == "blocks":
+        rows, y_title, y = techniques["rows"], "blocks", techniques["labels"]
+        named = " + ".join(techniques.get("titles", [])) or "cache"
+        title = f"{named} per block and step ({techniques['steps']} steps)"
+        if any("broadcast" in row or "forecast" in row for row in rows) and any(
+                t in named for t in ("Pyramid", "FasterCache")):
+            title += "; timestep ranges drawn for evenly spaced timesteps"
     else:
         rows = [techniques["row"]]
         branch = techniques["branch"]
@@ -132,13 +142,14 @@ def technique_figure(plan: dict[str, Any]) -> go.Figure:
         z=[[index[m] for m in row] for row in rows], x=list(range(techniques["steps"])), y=y,
         text=rows, zmin=-0.5, zmax=len(legend) - 0.5, colorscale=_stepped(legend), xgap=1, ygap=1,
         colorbar=dict(tickvals=list(range(len(legend))), ticktext=legend, title="technique"),
-        hovertemplate="step %{x}, " + ("layer %{y}" if y_title else "%{y}") + ": %{text}<extra></extra>",
+        hovertemplate="step %{x}, " + ("layer %{y}" if y_title == "layer" else "%{y}")
+                      + ": %{text}<extra></extra>",
     ))
     height = 140 + 22 * len(rows) if y_title else 220
     fig.update_layout(title=title, xaxis_title="denoising step", yaxis_title=y_title,
                       **{**_LAYOUT, "height": max(height, 220)})
     if y_title:
-        fig.update_yaxes(autorange="reversed", dtick=1)
+        fig.update_yaxes(autorange="reversed", **({"dtick": 1} if y_title == "layer" else {}))
     return fig
 
 

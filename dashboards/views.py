@@ -269,21 +269,30 @@ def _schedule_base(steps: int) -> dict[str, Any]:
             "legend": ["full", "partial"]}
 
 
-# The two kinds of technique map; a section draws into the one its class names (`view`).
-_MAP_BASES = {"attention": lambda steps: {}, "schedule": _schedule_base}
+def _blocks_base(steps: int) -> dict[str, Any]:
+    from evaluators.techniques._library import BLOCK_LEGEND
+
+    return {"labels": [], "rows": [], "legend": list(BLOCK_LEGEND)}
+
+
+# The kinds of technique map; a section draws into the one its class names (`view`): a layer x
+# step heatmap (DiTFastAttn), a block x step map (diffusers' caches), a step timeline (U-Nets).
+_MAP_BASES = {"attention": lambda steps: {}, "blocks": _blocks_base, "schedule": _schedule_base}
 
 
 def technique_map(plan: Plan) -> dict[str, Any]:
     """The plan's per-step techniques, for the heatmap (transformers) or the timeline (U-Nets).
 
-    kind "attention": `methods[layer][step]`; kind "schedule": `row[step]`, "full" where the step
+    kind "attention": `methods[layer][step]`; kind "blocks": `rows[part][step]` for each part of
+    the block stack in `labels` (compute, cached, forecast, broadcast, or run-time where a
+    threshold decides while generating); kind "schedule": `row[step]`, "full" where the step
     runs the whole network and "partial" where it runs only the shallow part (DeepCache, cache
     `branch`), and `depth_skip` (levels dropped at every step, or None). Each section adds its
     entries (`Technique.timeline`); a plan with a heatmap section is drawn as the heatmap.
     """
     steps = plan.num_steps
     kinds = {type(section).view for section in plan.sections}
-    kind = "attention" if "attention" in kinds else "schedule"
+    kind = next((k for k in ("attention", "blocks") if k in kinds), "schedule")
     out: dict[str, Any] = {"kind": kind, "steps": steps, **_MAP_BASES[kind](steps)}
     out["titles"] = []  # the sections drawn, named in the figure's title
     for section in plan.sections:

@@ -78,6 +78,24 @@ def timestep_range(data: Mapping[str, Any], key: str, where: str,
     return (lo, hi)
 
 
+# The cells of a cache's block x step map (the dashboard's technique map of kind `blocks`).
+BLOCK_LEGEND = ("compute", "cached", "forecast", "broadcast", "run-time")
+
+
+def even_timesteps(num_steps: int) -> list[float]:
+    """Step i's timestep on the 0..1000 scale if the steps were evenly spaced: the dashboard's
+    guess for the caches whose ranges are in timesteps (the scheduler places the real ones)."""
+    return [1000.0 * (num_steps - i) / num_steps for i in range(num_steps)]
+
+
+def every_nth(num_steps: int, skip: int, window: tuple[int, int], reused: str) -> list[str]:
+    """Diffusers' broadcast rule (PAB, FasterCache): inside the timestep window, compute on every
+    `skip`-th call (the first always) and reuse on the others; outside it, always compute."""
+    low, high = window
+    return ["compute" if i == 0 or not low < t < high or i % skip == 0 else reused
+            for i, t in enumerate(even_timesteps(num_steps))]
+
+
 @dataclass(frozen=True)
 class LibrarySection(Technique):
     """Base of the diffusers-cache sections (frozen dataclasses of JSON-typed knobs).
@@ -90,7 +108,7 @@ class LibrarySection(Technique):
     title: ClassVar[str] = ""
     order: ClassVar[int] = 40
     installer: ClassVar[str] = "evaluators.runtime.library_cache:install_library_cache"
-    view: ClassVar[str] = "schedule"
+    view: ClassVar[str] = "blocks"
     families: ClassVar[frozenset[str]] = frozenset(CACHE_FAMILIES)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,5 +136,11 @@ class LibrarySection(Technique):
             raise PlanError(f"plan.{self.section}: diffusers' {self.title} does not run on "
                             f"{model_class}; it runs on {', '.join(sorted(self.families))}")
 
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        """(part of the block stack, what it does at each step: a `BLOCK_LEGEND` cell)."""
+        return [("blocks", ["compute"] * num_steps)]
+
     def timeline(self, num_steps: int) -> dict[str, Any]:
-        return {self.section: self.to_dict()}
+        rows = self.block_rows(num_steps)
+        return {self.section: self.to_dict(), "labels": [label for label, _ in rows],
+                "rows": [row for _, row in rows]}

@@ -17,6 +17,7 @@ from evaluators.techniques._library import (
     GUIDANCE_DISTILLED,
     LibrarySection,
     check_object,
+    every_nth,
     integer,
     number,
     timestep_range,
@@ -97,6 +98,12 @@ class FasterCache(LibrarySection):
     def summary(self) -> dict[str, str]:
         return {self.section: (f"FasterCache, attention every {self.spatial_attention_block_skip_range}, "
                 f"unconditional every {self.unconditional_batch_skip_range}")}
+
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        # a skipped attention output is extrapolated from the last two computed ones
+        return [("attention", every_nth(num_steps, self.spatial_attention_block_skip_range,
+                                        self.spatial_attention_timestep_skip_range, "forecast")),
+                ("other layers", ["compute"] * num_steps)]
 
     @classmethod
     def suggest(cls, trial: Any, num_steps: int) -> FasterCache:

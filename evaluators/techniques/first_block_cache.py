@@ -52,6 +52,11 @@ class FirstBlockCache(LibrarySection):
     def summary(self) -> dict[str, str]:
         return {self.section: f"first-block cache, threshold {self.threshold:g}"}
 
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        # the first block always runs; whether the others do is decided by its residual
+        return [("first block", ["compute"] * num_steps),
+                ("other blocks", ["compute"] + ["run-time"] * (num_steps - 1))]
+
     @classmethod
     def suggest(cls, trial: Any, num_steps: int) -> FirstBlockCache:
         return cls(trial.suggest_float("fbc_threshold", 0.01, 0.4, log=True))

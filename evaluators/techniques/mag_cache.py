@@ -4,7 +4,8 @@ After the first `retention_ratio` of the steps, a step is skipped (the last resi
 block stack is reused) while the error accumulated from the magnitude ratios of consecutive
 residuals stays under `threshold` and at most `max_skip_steps` steps were skipped in a row.
 The ratios are the model's own: edgediff calibrates them with diffusers' calibration mode on the
-plan's step count (`evaluators.calibrate.calibrate_mag_ratios`) and stores them in the plan.
+plan's step count (`evaluators.runtime.mag_calibration`; in a search, the library-default method
+calibrates them on a worker) and stores them in the plan.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ class MagCache(LibrarySection):
     def summary(self) -> dict[str, str]:
         return {self.section: (f"MagCache, threshold {self.threshold:g}, K {self.max_skip_steps}, "
                 f"retention {self.retention_ratio:g}")}
+
+    def skipped_steps(self, num_steps: int) -> list[bool]:
+        """diffusers' skip rule on the stored ratios: after the retention steps, a step is skipped
+        while the accumulated error |1 - prod(ratios)| summed stays <= threshold and at most
+        `max_skip_steps` steps were skipped in a row (any computed step resets the sums)."""
+        retention = int(self.retention_ratio * num_steps + 0.5)
+        ratio, err, run, out = 1.0, 0.0, 0, []
+        for step in range(num_steps):
+            skip = False
+            if step >= retention:
+                ratio *= self.mag_ratios[step] if step < len(self.mag_ratios) else 1.0
+                run += 1
+                err += abs(1.0 - ratio)
+                skip = step > 0 and err <= self.threshold and run <= self.max_skip_steps
+                if not skip:
+                    ratio, err, run = 1.0, 0.0, 0
+            out.append(skip)
+        return out
+
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        return [("all blocks", ["cached" if s else "compute"
+                                for s in self.skipped_steps(num_steps)])]
 
     @classmethod
     def suggest(cls, trial: Any, num_steps: int, mag_ratios: tuple[float, ...] = ()) -> MagCache:

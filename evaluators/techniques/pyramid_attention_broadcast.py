@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from evaluators.techniques._library import (
     LibrarySection,
     check_object,
+    every_nth,
     integer,
     timestep_range,
 )
@@ -71,6 +72,14 @@ class PyramidAttentionBroadcast(LibrarySection):
         lo, hi = self.spatial_attention_timestep_skip_range
         return {self.section: (f"pyramid attention broadcast, self-attention every "
                 f"{self.spatial_attention_block_skip_range} in t {lo}..{hi}")}
+
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        cross = self.cross_attention_block_skip_range
+        return [("self-attention", every_nth(num_steps, self.spatial_attention_block_skip_range,
+                                             self.spatial_attention_timestep_skip_range,
+                                             "broadcast")),
+                ("cross-attention", ["compute"] * num_steps if cross is None else every_nth(
+                    num_steps, cross, self.cross_attention_timestep_skip_range, "broadcast"))]
 
     @classmethod
     def suggest(cls, trial: Any, num_steps: int) -> PyramidAttentionBroadcast:

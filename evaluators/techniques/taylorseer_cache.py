@@ -85,6 +85,18 @@ class TaylorSeerCache(LibrarySection):
         return {self.section: (f"TaylorSeer, interval {self.cache_interval}, order {self.max_order}, "
                 f"warm-up {self.disable_cache_before_step}{after}")}
 
+    def computes(self, step: int) -> bool:
+        """diffusers' rule: the warm-up, every `cache_interval`-th step after it, the cool-down."""
+        after = self.disable_cache_after_step
+        return (step < self.disable_cache_before_step
+                or (step - self.disable_cache_before_step - 1) % self.cache_interval == 0
+                or (after is not None and step >= after))
+
+    def block_rows(self, num_steps: int) -> list[tuple[str, list[str]]]:
+        return [("attention", ["compute" if self.computes(i) else "forecast"
+                               for i in range(num_steps)]),
+                ("other layers", ["compute"] * num_steps)]
+
     @classmethod
     def suggest(cls, trial: Any, num_steps: int) -> TaylorSeerCache:
         before = trial.suggest_int("taylorseer_warmup", 1, max(1, min(8, num_steps // 2)))
