@@ -66,3 +66,22 @@ def test_tiny_sdxl_search_puts_the_deepcache_grid_beside_searched_plans(tmp_path
         cached = [points[c.plan_hash] for c in grid if c.plan_hash in points]
         assert cached and all(p.macs < full.macs for p in cached)  # DeepCache skips the deep U-Net
         assert all(Plan.from_json(c.plan_json).section("deepcache") for c in grid)
+
+
+@pytest.mark.slow
+def test_tiny_sd3_search_runs_the_caches_that_fit_sd3(tmp_path: Path, ray_local) -> None:
+    folder = save_tiny_pipeline("sd3", tmp_path / "tiny-sd3", PROMPTS)
+    spec = EvalSpec(num_images=2, num_inference_steps=4, batch_size=2, guidance_scale=3.0,
+                    prompts=PROMPTS[:2], feature="digits", quality="fidelity")
+    config = SearchConfig(study="tiny-sd3", model=str(folder), spec=spec, budget=2, workers=1,
+                          db_url=f"sqlite:///{tmp_path / 'store.db'}",
+                          cache_dir=str(tmp_path / "cache"), threads=1)
+    assert run_search(config).stopped == "finished"
+    with Store.open(config.db_url) as store:
+        baseline = store.candidates(config.study, method="library-default")
+        assert len(baseline) == 2 and store.candidates(config.study, method="optuna")
+        sections = {n for c in baseline for n in Plan.from_json(c.plan_json).section_names}
+        assert "first_block_cache" not in sections  # refused on SD3, so never proposed
+        assert any(c.label == "library default: TaylorSeer" for c in baseline)
+        points = {p.plan_hash for p in store.points(config.study)}
+        assert all(c.plan_hash in points for c in baseline)  # both measured, neither failed
