@@ -15,7 +15,7 @@ from evaluators.spec import EvalSpec
 from search.driver import SearchConfig
 from search.params.library_cache import DEFAULT_LABEL, library_defaults
 from search.strategies import StrategyContext
-from search.strategies.library_default import LibraryDefaultStrategy
+from search.strategies.library_default import LibraryDefaultStrategy, mag_cache_proposals
 from storage import FULL_METHOD, Store, candidate_labels
 
 
@@ -45,14 +45,18 @@ def test_a_small_budget_takes_the_published_defaults_first(tmp_path: Path, budge
         strategy = LibraryDefaultStrategy(StrategyContext(store, study, url, config, {}, full))
         labels = [p.label for p in iter(strategy.ask, None)]
     listed = [label for label, _ in library_defaults(10)]
+    listed += [p.label for p in mag_cache_proposals("library-default", full)]  # calibrated
     defaults = [label for label in listed if label.startswith(DEFAULT_LABEL)]
-    assert len(defaults) == 4 and len(listed) > 6
+    sweeps = [label for label in listed if label not in defaults]
+    assert len(defaults) == 5 and defaults[-1] == "library default: MagCache" and len(sweeps) > 2
     assert all(candidate_labels(label) == [label] for label in listed)  # one label each
-    assert labels[:min(budget, 4)] == defaults[:budget]  # the four caches at diffusers' defaults
+    assert labels[:min(budget, 5)] == defaults[:budget]  # the five caches at diffusers' defaults
     assert len(labels) == min(budget, len(listed)) == len(set(labels)) == strategy.total
     assert set(labels) <= set(listed)
-    if budget >= 6:  # then the sweeps, the first and the last kept
-        assert labels[4] == listed[1] and labels[-1] == listed[-1]
+    if budget >= 6:  # then the sweeps, the first kept (and the last from 7 on)
+        assert labels[5] == sweeps[0]
+    if budget >= 7:
+        assert labels[-1] == sweeps[-1]
 
 
 @pytest.mark.slow  # about a minute on 2 shared cores: Ray's start and two worker processes
