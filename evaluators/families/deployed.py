@@ -47,12 +47,28 @@ class DeployedTransformer(Family):
     timestep_scale: float = 1.0
     default_geometry: tuple[int, int, int, int] = (1024, 1024, 1, 512)
 
+    def native_geometry(self, model: torch.nn.Module) -> tuple[int, int, int, int]:
+        """(height, width, frames, text tokens) of a generation when none is given: the published
+        checkpoint's, shrunk where the config's position table is shorter (SD3's `sample_size`,
+        Wan's `rope_max_seq_len` per axis: tiny test models; the published configs keep it)."""
+        h, w, frames, text = self.default_geometry
+        config = model.config
+        sample = getattr(config, "sample_size", None)
+        if isinstance(sample, int) and sample > 0:
+            h = w = sample * 8  # the deployed VAEs' 8 pixels per latent pixel
+        rope, patch = getattr(config, "rope_max_seq_len", None), getattr(config, "patch_size", None)
+        if isinstance(rope, int) and isinstance(patch, (tuple, list)) and len(patch) == 3:
+            pt, ph, pw = patch
+            h, w = min(h, rope * ph * 8), min(w, rope * pw * 8)
+            frames = min(frames, 1 + 4 * (rope * pt - 1))  # Wan's VAE: 4x in time, first kept
+        return h, w, frames, text
+
     def read(self, model: torch.nn.Module) -> ModelFacts:
         from evaluators.calls import Geometry, image_tokens
 
         blocks = sum(len(getattr(model, n)) for n in BLOCK_LISTS if hasattr(model, n))
         cfg = model.config
-        h, w, frames, text = self.default_geometry
+        h, w, frames, text = self.native_geometry(model)
         return ModelFacts(self, type(model).__name__, num_layers=blocks, cfg_order=self.cfg_order,
                           num_tokens=image_tokens(model, Geometry(h, w, frames, text)),
                           hidden_dim=cfg.num_attention_heads * cfg.attention_head_dim)
@@ -62,7 +78,7 @@ class DeployedTransformer(Family):
         from evaluators.calls import Geometry, denoiser_call
 
         if geometry is None:
-            h, w, frames, text = self.default_geometry
+            h, w, frames, text = self.native_geometry(model)
             geometry = Geometry(h, w, frames, text)
         inputs = denoiser_call(model, batch, geometry, device=device)
         inputs.pop("timestep")
