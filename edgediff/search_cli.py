@@ -16,6 +16,8 @@ from edgediff.study_cli import (
     given_spec,
     point_headers,
     point_rows,
+    speedup_line,
+    speedups,
     study_name_of,
     study_spec,
 )
@@ -151,8 +153,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         point = store.best(study_name, fid_within=args.fid_within)
         export = store.export_plan(study_name, point, out, f"fid <= full model + {args.fid_within:g}")
         correlations = store.rung_correlations(study_name) if config.rungs else []
+    speedup = speedups(point, result.full)
     if args.json:
-        print(dumps({"result": result, "export": export, "point": point,
+        print(dumps({"result": result, "export": export, "point": point, "speedup": speedup,
                      "rung_correlations": correlations}))
         return 0
     _print_result(result)
@@ -160,7 +163,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("\nhow well each rung ranked the plans it promoted (Spearman's rho):")
         print(correlation_table(correlations))
     print(f"best plan with FID within +{args.fid_within:g} of the full model: "
-          f"{point.plan_hash[:12]} ({', '.join(point.methods)}) exported to {export.path}")
+          f"{point.plan_hash[:12]} ({', '.join(point.methods)}) exported to {export.path}; "
+          + speedup_line(speedup))
     return 0
 
 
