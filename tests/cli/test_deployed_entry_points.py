@@ -39,9 +39,11 @@ def family(request, tmp_path_factory):
 
 
 def one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"edgediff {command}: error: ") and "\n" not in err, err
-    assert "Traceback" not in err and "internal error" not in err
+    text = capsys.readouterr().err
+    assert "Traceback" not in text and "internal error" not in text, text
+    err = text.strip().splitlines()[-1]  # after diffusers' own loading bar, if it drew one
+    assert err.startswith(f"edgediff {command}: error: "), text
+    assert sum("edgediff" in line for line in text.splitlines()) == 1, text
     return err
 
 
@@ -104,3 +106,25 @@ def test_search_of_an_undriven_family_is_refused_before_ray_starts(family, tmp_p
                  "--db", f"sqlite:///{tmp_path / 'store.db'}", "-o", str(tmp_path / "b.json")])
     assert code == 2 and not ray.is_initialized()
     assert f"is a {cls}" in one_line_error(capsys, "search")
+
+
+def test_evaluate_refuses_a_plan_measured_at_another_size_before_writing(family, tmp_path,
+                                                                         capsys):
+    name, cls, folder, prompts, driven = family
+    if name != "flux":
+        pytest.skip("one family is enough: the check reads the plan's notes")
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--model", str(folder), "-o", str(out), "--plan-steps", "2",
+                 "--guidance", "1.0"]) == 0
+    body = Plan.load(out).to_dict()
+    body["notes"] = {"geometry": {"height": 32, "width": 32, "frames": 1, "tokens": 64}}
+    Plan.from_dict(body).save(out)
+    capsys.readouterr()
+    db = tmp_path / "store.db"
+    assert main(["evaluate", "--model", str(folder), "--plan", str(out), "--images", "2",
+                 "--steps", "2", "--guidance", "1.0", "--prompts", str(prompts),
+                 "--quality", "fidelity", "--db", f"sqlite:///{db}",
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = one_line_error(capsys, "evaluate")
+    assert "measured at 32x32 px (64 tokens per sample) but this model generates at 16x16 px" in err
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
