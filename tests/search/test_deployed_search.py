@@ -25,16 +25,22 @@ def ray_local():
     ray.shutdown()
 
 
-def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: Path,
-                                                                      ray_local) -> None:
-    folder = save_tiny_pipeline("flux", tmp_path / "tiny-flux", PROMPTS)
-    spec = EvalSpec(num_images=3, num_inference_steps=4, batch_size=3, guidance_scale=3.5,
-                    prompts=PROMPTS, feature="digits", quality="fidelity")  # no digits FID on FLUX
-    config = SearchConfig(study="tiny-flux", model=str(folder), spec=spec, budget=2, workers=1,
+def tiny_search(tmp_path: Path, kind: str, images: int, guidance: float) -> SearchConfig:
+    """A budget-2 search on a tiny `kind` pipeline folder (fidelity: no digits FID on these), run."""
+    folder = save_tiny_pipeline(kind, tmp_path / f"tiny-{kind}", PROMPTS)
+    spec = EvalSpec(num_images=images, num_inference_steps=4, batch_size=images,
+                    guidance_scale=guidance, prompts=PROMPTS[:images], feature="digits",
+                    quality="fidelity")
+    config = SearchConfig(study=f"tiny-{kind}", model=str(folder), spec=spec, budget=2, workers=1,
                           db_url=f"sqlite:///{tmp_path / 'store.db'}",
                           cache_dir=str(tmp_path / "cache"), threads=1)
-    result = run_search(config)
-    assert result.stopped == "finished"
+    assert run_search(config).stopped == "finished"
+    return config
+
+
+def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: Path,
+                                                                      ray_local) -> None:
+    config = tiny_search(tmp_path, "flux", images=3, guidance=3.5)
     with Store.open(config.db_url) as store:
         full = store.full_model_point(config.study)
         baseline = store.candidates(config.study, method="library-default")
@@ -50,14 +56,7 @@ def test_tiny_flux_search_puts_library_defaults_beside_searched_plans(tmp_path: 
 
 def test_tiny_sdxl_search_puts_the_deepcache_grid_beside_searched_plans(tmp_path: Path,
                                                                         ray_local) -> None:
-    folder = save_tiny_pipeline("sdxl", tmp_path / "tiny-sdxl", PROMPTS)
-    spec = EvalSpec(num_images=2, num_inference_steps=4, batch_size=2, guidance_scale=3.0,
-                    prompts=PROMPTS[:2], feature="digits", quality="fidelity")
-    config = SearchConfig(study="tiny-sdxl", model=str(folder), spec=spec, budget=2, workers=1,
-                          db_url=f"sqlite:///{tmp_path / 'store.db'}",
-                          cache_dir=str(tmp_path / "cache"), threads=1)
-    result = run_search(config)
-    assert result.stopped == "finished"
+    config = tiny_search(tmp_path, "sdxl", images=2, guidance=3.0)
     with Store.open(config.db_url) as store:
         full = store.full_model_point(config.study)
         grid = store.candidates(config.study, method="deepcache-grid")
@@ -70,13 +69,7 @@ def test_tiny_sdxl_search_puts_the_deepcache_grid_beside_searched_plans(tmp_path
 
 @pytest.mark.slow
 def test_tiny_sd3_search_runs_the_caches_that_fit_sd3(tmp_path: Path, ray_local) -> None:
-    folder = save_tiny_pipeline("sd3", tmp_path / "tiny-sd3", PROMPTS)
-    spec = EvalSpec(num_images=2, num_inference_steps=4, batch_size=2, guidance_scale=3.0,
-                    prompts=PROMPTS[:2], feature="digits", quality="fidelity")
-    config = SearchConfig(study="tiny-sd3", model=str(folder), spec=spec, budget=2, workers=1,
-                          db_url=f"sqlite:///{tmp_path / 'store.db'}",
-                          cache_dir=str(tmp_path / "cache"), threads=1)
-    assert run_search(config).stopped == "finished"
+    config = tiny_search(tmp_path, "sd3", images=2, guidance=3.0)
     with Store.open(config.db_url) as store:
         baseline = store.candidates(config.study, method="library-default")
         assert len(baseline) == 2 and store.candidates(config.study, method="optuna")
