@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from evaluators.errors import EvaluatorError
 from evaluators.plan import Plan
 from search.cluster import check_resources, last_line, ray_get, start_ray
 from search.config import SearchConfig, check_config, resolve_methods
@@ -307,7 +308,10 @@ def run_search(config: SearchConfig, report: Callable[[str], None] | None = None
     from evaluators.subjects import check_drivable
 
     check_config(config)
-    check_drivable(config.model)  # a family no subject drives (Qwen-Image, Wan), before Ray starts
+    try:  # an unknown model, or a family no subject drives (Qwen-Image, Wan): before Ray starts
+        check_drivable(config.model)
+    except EvaluatorError as err:
+        raise SearchError(last_line(err)) from None
     report = report or (lambda line: None)
     url = resolve_url(config.db_url)
     existing = find_existing_study(url, config.study)  # an unreachable store fails here

@@ -116,5 +116,7 @@ def test_evaluate_refuses_a_malformed_plan_and_writes_nothing(tmp_path_factory, 
     code = main(["evaluate", "--model", "digits-dit", "--plan", str(plan), "--db", f"sqlite:///{store}",
                  "--cache-dir", str(folder / "cache")])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("edgediff evaluate: error: plan") and err.count("\n") == 1
+    # the plan's problem, or its file's (JSON that is not JSON: Infinity, NaN), in one line
+    assert code == 2 and err.startswith(("edgediff evaluate: error: plan",
+                                         f"edgediff evaluate: error: {plan}: ")) and err.count("\n") == 1
     assert not store.exists() and not (folder / "cache").exists()
