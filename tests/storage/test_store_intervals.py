@@ -55,7 +55,9 @@ def test_max_fid_trusts_the_upper_bound_of_the_fid(store, noisy):
 def test_the_front_uses_the_studys_quality_metric(store, study):
     add_evaluated(store, study, "full", method="full", fid=None, macs=1000,
                   extra=quality(0, 0, 0, 0, 0, 0, objective="fidelity"))
-    add_evaluated(store, study, "a", fid=None, macs=300, extra=quality(0.2, 0.1, 0.3, 0.2, 0.1, 0.3, "fidelity"))
-    add_evaluated(store, study, "b", fid=None, macs=400, extra=quality(0.3, 0.2, 0.4, 0.3, 0.2, 0.4, "fidelity"))
+    add_evaluated(store, study, "a", fid=None, macs=300,
+                  extra=quality(0.2, 0.1, 0.3, 0.2, 0.1, 0.3, "fidelity"))
+    add_evaluated(store, study, "b", fid=None, macs=400,
+                  extra=quality(0.3, 0.2, 0.4, 0.3, 0.2, 0.4, "fidelity"))
     assert [p.plan_hash for p in store.front(study)] == [plan_hash("a"), plan_hash("full")]
     assert store.best(study, fid_within=0.35).plan_hash == plan_hash("a")

@@ -133,8 +133,8 @@ def test_best_names_the_constraint_and_the_best_available_value(store, searched)
     with pytest.raises(StoreError) as caught:
         store.best(searched, max_fid=20.5, method="optuna")
     assert str(caught.value) == (
-        f"no plan in study 's' (method optuna) has FID <= 20.5 (lowest is 21, plan {plan_hash('shared')[:12]}: "
-        "--max-fid 21 would pick it); relax --max-fid"
+        f"no plan in study 's' (method optuna) has FID <= 20.5 (lowest is 21, plan "
+        f"{plan_hash('shared')[:12]}: --max-fid 21 would pick it); relax --max-fid"
     )
 
 
