@@ -22,22 +22,9 @@ from evaluators.quality import PSNR_CAP_DB, ditfastattn_loss, load_image_folder
 from evaluators.spec import EvalSpec, SpecError
 from evaluators.subjects import DigitsSubject, PipelineSubject
 from evaluators.zoo import load_scheduler
-from tests.evaluators.counting import CountingSubject
 from tests.evaluators.test_images import cells
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_size=12)
-
-
-@pytest.fixture()
-def fresh_cache():
-    references.clear()
-    yield
-    references.clear()
-
-
-@pytest.fixture()
-def dit_subject(dit, classifier):
-    return CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier)
 
 
 def attention_plan(base: Plan, method: str) -> Plan:

@@ -9,30 +9,15 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DiTPipeline
 
-from evaluators import references
 from evaluators.errors import EvaluatorError
 from evaluators.evaluate import Evaluator
 from evaluators.metrics import QualityResult
 from evaluators.metrics.features import RealStats, extract
 from evaluators.spec import EvalSpec, SpecError
 from evaluators.subjects import PipelineSubject
-from evaluators.zoo import load_scheduler
-from tests.evaluators.counting import CountingSubject
 from tests.evaluators.test_evaluate import attention_plan
 
 SPEC = EvalSpec(num_images=12, num_inference_steps=8, screen_images=4, batch_size=12)
-
-
-@pytest.fixture()
-def fresh_cache():
-    references.clear()
-    yield
-    references.clear()
-
-
-@pytest.fixture()
-def dit_subject(dit, classifier):
-    return CountingSubject("digits-dit", dit, load_scheduler("digits-dit"), classifier)
 
 
 def test_every_evaluation_keeps_its_intervals_and_the_paired_difference(dit_subject, fresh_cache):
